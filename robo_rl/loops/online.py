@@ -1,0 +1,268 @@
+"""The online training loop: act, store, update on schedule, evaluate, checkpoint, resume.
+
+Everything the loop writes lands in the run directory:
+    config.yaml          resolved config (written after validation, so a rejected run leaves nothing)
+    train.log            human-readable log
+    train.csv, eval.csv  metrics; tb/ TensorBoard; learning_curve.png redrawn at each evaluation
+    videos/              eval_<step>.mp4 when train.video is on
+    checkpoints/         latest.pt (atomic) - agent, optimizers, schedule, RNGs, replay sampler state
+    replay/              transitions in append-only chunks (a crash loses at most one chunk)
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from robo_rl.agents import make_agent
+from robo_rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from robo_rl.envs import make_env
+from robo_rl.logger import RunLogger
+from robo_rl.loops.common import (describe_spaces, env_config, evaluate, resolve_device, set_threads,
+                                  spaces_mismatch)
+from robo_rl.loops.schedule import ReplayRatioSchedule
+from robo_rl.replay import MixedSource, ReplayBuffer
+
+log = logging.getLogger("robo_rl")
+
+CHECKPOINT_NAME = "latest.pt"
+EVAL_SEED_OFFSET = 100_000  # eval episodes use seeds disjoint from training episodes
+
+
+class NonFiniteError(RuntimeError):
+    """The agent or the environment produced NaN/inf; the replay on disk is left intact."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    first_eval: float | None
+    last_eval: float | None
+    checkpoint: Path | None
+    video: Path | None
+    evals: list[tuple[int, float]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        def fmt(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.1f}"
+
+        lines = [
+            f"robo_rl: trained {self.steps} agent steps",
+            f"  eval return: first {fmt(self.first_eval)} -> last {fmt(self.last_eval)}",
+            f"  run dir:     {self.run_dir}",
+            f"  logs:        {self.run_dir / 'train.csv'}, {self.run_dir / 'eval.csv'}, {self.run_dir / 'tb'}",
+            f"  curve:       {self.run_dir / 'learning_curve.png'}",
+            f"  checkpoint:  {self.checkpoint}",
+            f"  video:       {self.video if self.video else 'off (train.video=false)'}",
+            f"  evaluate:    robo-rl eval checkpoint={self.checkpoint}",
+        ]
+        return "\n".join(lines)
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints" / CHECKPOINT_NAME
+
+
+def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.device)
+    set_threads(cfg.threads)
+    t = cfg.train
+
+    env = make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed)
+    eval_env = make_env(env_config(cfg.task, cfg.seed + EVAL_SEED_OFFSET), seed=cfg.seed + EVAL_SEED_OFFSET)
+    spaces = describe_spaces(env.observation_space, env.action_space)
+
+    # Decide fresh vs resume and check the checkpoint before writing anything into the run dir.
+    ckpt_file = checkpoint_path(run_dir)
+    payload = _checkpoint_to_resume(cfg.resume, ckpt_file)
+    if payload is not None:
+        problem = spaces_mismatch(payload["spaces"], spaces)
+        if problem:
+            raise CheckpointError(
+                f"cannot resume {run_dir}: the checkpoint was made for different spaces ({problem}). "
+                f"The config's task differs from the run's; use the run's own task "
+                f"(see {run_dir / 'config.yaml'}) or start a new run in another hydra.run.dir. "
+                f"Nothing in the run dir was changed.")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _attach_file_log(run_dir / "train.log")
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+    torch.manual_seed(cfg.seed)
+    agent = make_agent(cfg.agent, env.observation_space, env.action_space, device)
+    replay = ReplayBuffer(
+        env.observation_space, env.action_space, capacity=cfg.replay.capacity, n_step=cfg.agent.n_step,
+        gamma=cfg.agent.gamma, frame_stack=_frame_stack(cfg.task), directory=(run_dir / "replay") if
+        cfg.replay.persist else None, chunk_size=cfg.replay.chunk_size, seed=cfg.seed, device=device)
+    batch_source = replay
+    if cfg.replay.demo_dir:
+        demos = ReplayBuffer.load(cfg.replay.demo_dir, device=device, seed=cfg.seed + 1)
+        batch_source = MixedSource(replay, demos, secondary_fraction=cfg.replay.demo_fraction)
+    schedule = ReplayRatioSchedule(ratio=t.replay_ratio, seed_steps=t.seed_steps)
+    action_rng = np.random.default_rng(cfg.seed)
+    step, episode = 0, 0
+    evals: list[tuple[int, float]] = []
+
+    if payload is not None:
+        agent.load_state_dict(payload["agent"])
+        replay.load_state_dict(payload["replay"])
+        schedule.load_state_dict(payload["schedule"])
+        action_rng.bit_generator.state = payload["action_rng"]
+        torch.set_rng_state(payload["torch_rng"])
+        step, episode = int(payload["step"]), int(payload["episode"])
+        evals = [tuple(e) for e in payload.get("evals", [])]
+        log.info("resumed %s at step %d (replay holds %d transitions)", run_dir, step, len(replay))
+
+    logger = RunLogger(run_dir, resume_step=step if payload is not None else None)
+    video_dir = run_dir / "videos"
+    last_video: Path | None = None
+
+    def save(at_step: int) -> Path:
+        replay.flush()
+        return save_checkpoint(ckpt_file, {
+            "step": at_step, "episode": episode, "agent": agent.state_dict(),
+            "replay": replay.state_dict(), "schedule": schedule.state_dict(),
+            "action_rng": action_rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "evals": evals, "spaces": spaces, "config": OmegaConf.to_container(cfg, resolve=True),
+        })
+
+    def run_eval(at_step: int) -> None:
+        nonlocal last_video
+        want_video = bool(t.video)
+        result = evaluate(agent, eval_env, t.eval_episodes, record_video=want_video, video_size=t.video_size)
+        evals.append((at_step, result.return_mean))
+        logger.log("eval", at_step, result.metrics())
+        logger.plot(f"{cfg.task.name} - {cfg.agent.name} (seed {cfg.seed})")
+        if want_video and result.frames:
+            from robo_rl.video import write_mp4
+
+            last_video = write_mp4(video_dir / f"eval_{at_step:08d}.mp4", result.frames,
+                                   fps=result.video_fps)
+        log.info("eval step %d: return %.1f +/- %.1f", at_step, result.return_mean, result.return_std)
+
+    obs, _ = env.reset(seed=cfg.seed + episode)
+    replay.reset(obs)
+    bar = _progress(t, step)
+    window_start, window_steps, window_updates = time.perf_counter(), 0, 0
+    metrics: dict[str, float] = {}
+    try:
+        if step == 0:
+            run_eval(0)
+        while step < t.steps:
+            if step < t.seed_steps:
+                action = action_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
+            else:
+                action = agent.act(obs, eval_mode=False)
+            if not np.all(np.isfinite(action)):
+                raise NonFiniteError(f"step {step}: the agent produced a non-finite action {action}")
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            _check_finite(step, next_obs, reward)
+            replay.add(action, reward, next_obs, terminated, truncated)
+            obs = next_obs
+
+            for _ in range(schedule.updates_at(step)):
+                if len(replay) >= cfg.agent.batch_size:
+                    metrics = agent.update(batch_source, step)
+                    window_updates += 1
+            step += 1
+            window_steps += 1
+
+            if terminated or truncated:
+                episode += 1
+                ep = info.get("episode", {})
+                logger.log("train", step, {"episode": episode, "episode_return": ep.get("return", math.nan),
+                                           "episode_length": ep.get("length", math.nan), **metrics})
+                obs, _ = env.reset(seed=cfg.seed + episode)
+                replay.reset(obs)
+
+            if step % t.eval_every == 0:
+                run_eval(step)
+            if step % t.checkpoint_every == 0:
+                save(step)
+            if bar is not None and (step % t.log_every == 0 or step == t.steps):
+                elapsed = time.perf_counter() - window_start
+                bar.set_postfix(env_sps=f"{window_steps * cfg.task.action_repeat / elapsed:.0f}",
+                                upd_s=f"{window_updates / elapsed:.0f}",
+                                eval=f"{evals[-1][1]:.1f}" if evals else "-", refresh=False)
+                bar.update(window_steps)
+                window_start, window_steps, window_updates = time.perf_counter(), 0, 0
+        if not evals or evals[-1][0] != step:
+            run_eval(step)
+        final_ckpt = save(step)
+    except KeyboardInterrupt:
+        # A lab stopping a session by hand keeps everything: checkpoint + replay up to this step.
+        log.warning("interrupted at step %d: saving checkpoint and replay", step)
+        save(step)
+        raise
+    except NonFiniteError:
+        replay.flush()  # keep every finite transition collected so far
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        logger.close()
+        env.close()
+        eval_env.close()
+
+    return TrainResult(run_dir=run_dir, steps=step, first_eval=evals[0][1] if evals else None,
+                       last_eval=evals[-1][1] if evals else None, checkpoint=final_ckpt, video=last_video,
+                       evals=evals)
+
+
+def _checkpoint_to_resume(resume: Any, ckpt_file: Path) -> dict | None:
+    mode = str(resume).lower()
+    if mode not in ("auto", "true", "false"):
+        raise ValueError(f"resume must be auto, true or false (got {resume!r})")
+    exists = ckpt_file.exists()
+    if mode == "true" and not exists:
+        raise CheckpointError(f"resume=true but {ckpt_file} does not exist; point hydra.run.dir at the run "
+                              f"to continue, or drop resume=true to start fresh")
+    if mode == "false" and exists:
+        raise CheckpointError(f"{ckpt_file.parent.parent} already holds a run (checkpoint {ckpt_file}); "
+                              f"pass resume=true to continue it or choose another hydra.run.dir. "
+                              f"Nothing was overwritten.")
+    return load_checkpoint(ckpt_file) if exists else None
+
+
+def _frame_stack(task_cfg: DictConfig) -> int:
+    return int(task_cfg.frame_stack) if task_cfg.obs_type in ("pixels", "pixels_state") else 1
+
+
+def _check_finite(step: int, obs: Any, reward: float) -> None:
+    values = obs.values() if isinstance(obs, dict) else (obs,)
+    for value in values:
+        if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.all(np.isfinite(value)):
+            raise NonFiniteError(f"step {step}: the environment returned a non-finite observation; "
+                                 f"the transition was not stored")
+    if not math.isfinite(float(reward)):
+        raise NonFiniteError(f"step {step}: the environment returned a non-finite reward {reward}; "
+                             f"the transition was not stored")
+
+
+def _progress(t: DictConfig, step: int):
+    if not t.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=t.steps, initial=step, unit="step", dynamic_ncols=True, desc="train")
+
+
+def _attach_file_log(path: Path) -> None:
+    for handler in list(log.handlers):
+        if isinstance(handler, logging.FileHandler):
+            log.removeHandler(handler)
+            handler.close()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
