@@ -1,0 +1,104 @@
+"""End-to-end CLI behaviour: a short train + eval, and every bad-input path."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import SMALL_TRAIN, run_cli, tree_snapshot
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "r"
+    proc = run_cli("train", *SMALL_TRAIN, "train.video=true", "train.video_size=64", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, proc
+
+
+def test_train_writes_every_output_and_prints_a_summary(trained_run):
+    run_dir, proc = trained_run
+    for name in ["config.yaml", "train.log", "train.csv", "eval.csv", "learning_curve.png",
+                 "checkpoints/latest.pt"]:
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "videos").glob("*.mp4")), "eval video missing"
+    assert list((run_dir / "tb").iterdir()), "tensorboard log missing"
+    assert list((run_dir / "replay").iterdir()), "replay chunks missing"
+    assert "eval return: first" in proc.stdout and str(run_dir) in proc.stdout
+    evals = (run_dir / "eval.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in evals[1:]] == ["0", "150", "300"]
+
+
+def test_eval_reports_returns_and_saves_video(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    video = tmp_path / "v.mp4"
+    proc = run_cli("eval", f"checkpoint={run_dir / 'checkpoints/latest.pt'}", "episodes=2", "video=true",
+                   "video_size=64", f"video_path={video}", "threads=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "return:" in proc.stdout and "over 2 episodes" in proc.stdout
+    assert video.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("task=dmc/cheetah_rum", "dmc/cheetah_run"),    # typo: close match suggested, valid list shown
+    ("agent=sacc", "sac"),
+])
+def test_unknown_names_list_the_valid_ones(override, expected, tmp_path):
+    proc = run_cli("train", override, f"hydra.run.dir={tmp_path / 'x'}")
+    assert proc.returncode != 0
+    assert "unknown" in proc.stderr and expected in proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("agent.batch_size=0", "batch_size"),
+    ("agent.utd=0", "utd"),
+    ("train.replay_ratio=-1", "replay_ratio"),
+])
+def test_invalid_values_rejected_before_work(override, needle, tmp_path):
+    run_dir = tmp_path / "x"
+    proc = run_cli("train", *SMALL_TRAIN, override, f"hydra.run.dir={run_dir}")
+    assert proc.returncode != 0
+    assert needle in proc.stderr
+    assert not run_dir.exists() or not any(run_dir.iterdir())
+
+
+def test_unknown_key_rejected(tmp_path):
+    proc = run_cli("train", *SMALL_TRAIN, "train.stepz=5", f"hydra.run.dir={tmp_path / 'x'}")
+    assert proc.returncode != 0
+    assert "stepz" in proc.stderr
+
+
+def test_truncated_checkpoint_gives_clear_error_and_is_not_overwritten(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    copy = tmp_path / "r"
+    shutil.copytree(run_dir, copy)
+    ckpt = copy / "checkpoints" / "latest.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    before = tree_snapshot(copy)
+    proc = run_cli("eval", f"checkpoint={ckpt}", "episodes=1")
+    assert proc.returncode != 0 and "truncated or corrupt" in proc.stderr
+    proc = run_cli("train", *SMALL_TRAIN, "train.steps=450", f"hydra.run.dir={copy}")
+    assert proc.returncode != 0 and "truncated or corrupt" in proc.stderr
+    assert tree_snapshot(copy) == before
+
+
+def test_resume_with_other_spaces_is_refused_and_run_dir_untouched(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    copy = tmp_path / "r"
+    shutil.copytree(run_dir, copy)
+    before = tree_snapshot(copy)
+    proc = run_cli("train", *SMALL_TRAIN, "task=dmc/cheetah_run", "train.steps=450", f"hydra.run.dir={copy}")
+    assert proc.returncode != 0
+    assert "different spaces" in proc.stderr
+    assert tree_snapshot(copy) == before
+
+
+def test_resume_false_on_existing_run_refuses_to_overwrite(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    copy = tmp_path / "r"
+    shutil.copytree(run_dir, copy)
+    before = tree_snapshot(copy)
+    proc = run_cli("train", *SMALL_TRAIN, "resume=false", f"hydra.run.dir={copy}")
+    assert proc.returncode != 0 and "resume=true" in proc.stderr
+    assert tree_snapshot(copy) == before
