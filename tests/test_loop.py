@@ -89,9 +89,13 @@ def test_nan_observation_stops_with_step_named(tmp_path, monkeypatch):
     cfg = compose_train_cfg(SMALL_TRAIN + ["train.eval_every=1000"])
     real = online.make_env
     calls = {"n": 0}
+    made = []
 
     def make_env_with_bad_sensor(*args, **kwargs):
         env = real(*args, **kwargs)
+        made.append(env)
+        if len(made) > 1:  # the second env is the eval env: leave it healthy
+            return env
         step = env.step
 
         def bad_step(action):
