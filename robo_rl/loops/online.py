@@ -50,6 +50,8 @@ class TrainResult:
     checkpoint: Path | None
     video: Path | None
     evals: list[tuple[int, float]] = field(default_factory=list)
+    learning_env_steps_per_s: float | None = None   # after seed steps, excluding eval/checkpoint time
+    learning_updates_per_s: float | None = None
 
     def summary(self) -> str:
         def fmt(x: float | None) -> str:
@@ -58,6 +60,8 @@ class TrainResult:
         lines = [
             f"robo_rl: trained {self.steps} agent steps",
             f"  eval return: first {fmt(self.first_eval)} -> last {fmt(self.last_eval)}",
+            f"  speed:       {fmt(self.learning_env_steps_per_s)} env-steps/s, "
+            f"{fmt(self.learning_updates_per_s)} updates/s while learning",
             f"  run dir:     {self.run_dir}",
             f"  logs:        {self.run_dir / 'train.csv'}, {self.run_dir / 'eval.csv'}, {self.run_dir / 'tb'}",
             f"  curve:       {self.run_dir / 'learning_curve.png'}",
@@ -155,10 +159,13 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     bar = _progress(t, step)
     window_start, window_steps, window_updates = time.perf_counter(), 0, 0
     metrics: dict[str, float] = {}
+    # Steady-state speed: time spent in act/step/store/update after the seed steps only.
+    learn_time, learn_steps, learn_updates = 0.0, 0, 0
     try:
         if step == 0:
             run_eval(0)
         while step < t.steps:
+            tick = time.perf_counter()
             if step < t.seed_steps:
                 action = action_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
             else:
@@ -170,12 +177,18 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
             replay.add(action, reward, next_obs, terminated, truncated)
             obs = next_obs
 
+            updates = 0
             for _ in range(schedule.updates_at(step)):
                 if len(replay) >= cfg.agent.batch_size:
                     metrics = agent.update(batch_source, step)
-                    window_updates += 1
+                    updates += 1
+            if step >= t.seed_steps:
+                learn_time += time.perf_counter() - tick
+                learn_steps += 1
+                learn_updates += updates
             step += 1
             window_steps += 1
+            window_updates += updates
 
             if terminated or truncated:
                 episode += 1
@@ -216,7 +229,10 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
 
     return TrainResult(run_dir=run_dir, steps=step, first_eval=evals[0][1] if evals else None,
                        last_eval=evals[-1][1] if evals else None, checkpoint=final_ckpt, video=last_video,
-                       evals=evals)
+                       evals=evals,
+                       learning_env_steps_per_s=(learn_steps * cfg.task.action_repeat / learn_time)
+                       if learn_time > 0 else None,
+                       learning_updates_per_s=learn_updates / learn_time if learn_time > 0 else None)
 
 
 def _checkpoint_to_resume(resume: Any, ckpt_file: Path) -> dict | None:
