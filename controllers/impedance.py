@@ -1,0 +1,428 @@
+"""Cartesian impedance control law (SERL-style), one pure step per control tick.
+
+Law (all Cartesian quantities in the world frame, linear part first)::
+
+    e      = (x - x_d, rotvec(q * q_d^-1))                 pose error, 6
+    e_c    = clip(e, -c, c)                                per-axis clip (0.01 m, 0.05 rad)
+    F      = -K e_c - D xdot - K_i e_int                   D = 2 zeta sqrt(K), xdot = J qd
+    tau    = J^T F + (I - J^T J^T+)(k_ns (q_ns - q) - 2 sqrt(k_ns) qd) + coriolis
+    J^T+   = (J J^T + lambda^2 I)^-1 J                     damped pseudo-inverse of J^T
+    tau    <- rate-limit(tau, tau_prev), then clip to +-torque_limit
+
+The reference (x_d, q_d) and the stiffness K are not the commanded target itself but its
+low-pass filtered version (SERL filters at alpha = 0.005 per 1 kHz tick). To make the filter
+independent of the tick length the per-tick gain is derived from the one specified at
+``filter_alpha_dt``::
+
+    a(dt) = 1 - (1 - alpha) ** (dt / filter_alpha_dt)
+
+which is the exact discretisation of a first-order lag with time constant
+tau_f = -filter_alpha_dt / ln(1 - alpha) (0.1995 s for the defaults): N ticks of dt equal N/2
+ticks of 2 dt. Orientation is filtered with slerp by the same gain.
+
+Energy bookkeeping (used by the passivity filter, see passivity.py). The spring is the
+gradient of the storage function
+
+    V(x; r) = sum_i K_i h_{c_i}(e_i),   h_c(e) = e^2/2 if |e| <= c else c (|e| - c/2)
+
+(the Huber function, whose derivative is exactly clip(e, -c, c)), where r = (x_d, q_d, K) is
+the filtered reference. For a fixed r the spring plus the damper -D xdot form a passive
+element: the energy the spring hands to the robot is the drop of V, the damper removes
+xdot^T D xdot >= 0. In continuous time, with F_s = -dV/de,
+
+    F_s^T xdot = -dV/dt + (dV/dK) Kdot + F_s^T xdot_d
+
+so the non-passive power is P_np = (dV/dK) Kdot + F_s^T xdot_d: raising K while stretched or
+moving the set-point away injects energy (Ferraguti et al. 2013, variable-stiffness tank).
+This controller uses the exact discrete counterpart: at tick k, with the robot at x_k, the
+reference jumps from r_{k-1} to r_k and
+
+    dE_np(k) = V(x_k; r_k) - V(x_k; r_{k-1})          ("power_nonpassive" = dE_np / dt)
+
+Summing the spring work over ticks telescopes, sum_k [V(x_k; r_k) - V(x_{k+1}; r_k)] =
+V(x_0; r_0) - V(x_N; r_{N-1}) + sum_k dE_np(k) <= V(x_0; r_0) + sum_k dE_np(k), so an energy
+tank that pays every positive dE_np (and is refilled by at most what the damper dissipated)
+bounds the energy the controller can ever hand to the robot. Caveats, stated honestly: the
+bound on the passive part is exact for the translational spring in continuous time; with
+zero-order-hold torques and for the rotational spring (Huber on the world-frame rotation
+vector is the potential of the torque only to first order in the error angle) it holds up to
+O(dt) and second-order-in-angle terms. The integral term is an active element and is off by
+default; PassivityFilter refuses to wrap a controller that enables it.
+
+Given ``energy_limit`` (the tank's available energy), a reference update whose dE_np exceeds
+it is scaled back: r(gamma) = r_{k-1} + gamma (r_k - r_{k-1}) (slerp for orientation) with
+gamma = limit / dE_np first, halved until dE_np(gamma) <= limit (V is not convex in gamma when
+the set-point and K move together), and gamma = 0 (hold the previous reference, dE_np = 0
+exactly) as the last resort. So the delivered non-passive energy never exceeds the limit.
+
+Bad input never raises mid-tick: a non-finite / mis-shaped / out-of-range target or stiffness
+is ignored (the previous target is held) and ``info["rejected"]`` says why; a non-finite state
+holds the previous torque command.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .quaternion import quat_error, quat_slerp
+from .state import ArmState
+
+# Halvings of the passivity scale gamma before falling back to gamma = 0 (holding the
+# reference, which injects exactly zero energy). 2^-8 of an update is already negligible.
+_MAX_PASSIVITY_BACKTRACKS = 8
+
+FRANKA_TORQUE_LIMIT = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # Nm, Franka Panda datasheet
+
+
+@dataclass
+class ImpedanceParams:
+    """Every number of the law. Defaults are SERL's real-robot (Franka, 1 kHz) values; a
+    simulated arm with small link inertia may need softer gains (set them in the task config)."""
+
+    translational_stiffness: float = 2000.0      # K_t, N/m
+    rotational_stiffness: float = 150.0          # K_r, Nm/rad
+    damping_ratio: float = 1.0                   # zeta in D = 2 zeta sqrt(K) (unit-mass convention)
+    # Bounds for variable stiffness commands step(..., stiffness=...), per axis (x y z rx ry rz).
+    # Chosen: 1/20 of the SERL default downwards, 2x upwards.
+    stiffness_min: tuple[float, ...] = (100.0, 100.0, 100.0, 7.5, 7.5, 7.5)
+    stiffness_max: tuple[float, ...] = (4000.0, 4000.0, 4000.0, 300.0, 300.0, 300.0)
+    error_clip_translation: float = 0.01         # c_t, m: spring force <= K_t c_t per axis
+    error_clip_rotation: float = 0.05            # c_r, rad
+    # Integral term K_i * int(e_c dt); off by default. |int(e_c dt)| is clamped per axis.
+    integral_gain: tuple[float, ...] = (0.0,) * 6            # N/(m s), Nm/(rad s)
+    integral_limit: tuple[float, ...] = (0.01,) * 6          # m s, rad s
+    # Nullspace posture spring k_ns (q_ns - q) - 2 sqrt(k_ns) qd; q_ns = q at reset unless given.
+    nullspace_stiffness: float = 0.5             # Nm/rad (weak: it only resolves redundancy)
+    nullspace_posture: tuple[float, ...] | None = None
+    pinv_damping: float = 0.01                   # lambda of the damped pseudo-inverse
+    filter_alpha: float = 0.005                  # reference/gain low-pass gain per filter_alpha_dt
+    filter_alpha_dt: float = 0.001               # s, the tick length alpha is specified at
+    max_torque_rate: float | tuple[float, ...] = 1000.0   # Nm/s per joint (= 1 Nm per 1 ms tick)
+    torque_limit: float | tuple[float, ...] = FRANKA_TORQUE_LIMIT   # Nm per joint
+    control_dt: float = 0.001                    # s, tick length used when step() gets no dt
+    max_target_distance: float = 1.0             # m; farther targets are rejected (unit bugs)
+    quat_norm_tolerance: float = 0.1             # | |q| - 1 | above this rejects a target quat
+
+    def __post_init__(self):
+        positive = {"translational_stiffness": self.translational_stiffness,
+                    "rotational_stiffness": self.rotational_stiffness,
+                    "error_clip_translation": self.error_clip_translation,
+                    "error_clip_rotation": self.error_clip_rotation,
+                    "filter_alpha": self.filter_alpha, "filter_alpha_dt": self.filter_alpha_dt,
+                    "control_dt": self.control_dt, "max_target_distance": self.max_target_distance,
+                    "quat_norm_tolerance": self.quat_norm_tolerance}
+        for name, value in positive.items():
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"ImpedanceParams.{name}={value} must be finite and > 0")
+        if self.filter_alpha > 1.0:
+            raise ValueError(f"ImpedanceParams.filter_alpha={self.filter_alpha} must be in (0, 1] "
+                             "(1 disables the reference filter)")
+        for name in ("damping_ratio", "nullspace_stiffness", "pinv_damping"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"ImpedanceParams.{name}={value} must be finite and >= 0")
+        for name in ("stiffness_min", "stiffness_max", "integral_gain", "integral_limit"):
+            value = np.asarray(getattr(self, name), dtype=float)
+            if value.shape != (6,) or not np.all(np.isfinite(value)) or np.any(value < 0):
+                raise ValueError(f"ImpedanceParams.{name}={getattr(self, name)} must be 6 finite "
+                                 "values >= 0, one per axis (x y z rx ry rz)")
+        nominal = self.nominal_stiffness()
+        if np.any(np.asarray(self.stiffness_min) > nominal) or np.any(
+                np.asarray(self.stiffness_max) < nominal):
+            raise ValueError(f"nominal stiffness {nominal.tolist()} lies outside [stiffness_min, "
+                             f"stiffness_max] = [{self.stiffness_min}, {self.stiffness_max}]; "
+                             "widen the bounds or change the stiffness")
+
+    def nominal_stiffness(self) -> np.ndarray:
+        return np.array([self.translational_stiffness] * 3 + [self.rotational_stiffness] * 3)
+
+    def filter_gain(self, dt: float) -> float:
+        """Per-tick filter gain a(dt) = 1 - (1 - alpha)^(dt / filter_alpha_dt)."""
+        return 1.0 - (1.0 - self.filter_alpha) ** (dt / self.filter_alpha_dt)
+
+
+def _per_joint(value, n_joints: int, name: str) -> np.ndarray:
+    array = np.asarray(value, dtype=float)
+    if array.ndim == 0:
+        array = np.full(n_joints, float(array))
+    if array.shape != (n_joints,) or not np.all(np.isfinite(array)) or np.any(array <= 0):
+        raise ValueError(f"ImpedanceParams.{name}={value} does not fit n_joints={n_joints}: give "
+                         f"one positive number or {n_joints} (the default is the 7-joint Franka's)")
+    return array
+
+
+def huber_storage(error: Sequence[float], stiffness: Sequence[float],
+                  clip: Sequence[float]) -> float:
+    """V = sum_i K_i h_{c_i}(e_i): the potential whose gradient is K clip(e, -c, c)."""
+    energy = 0.0
+    for e, k, c in zip(error, stiffness, clip):
+        a = abs(e)
+        energy += k * (0.5 * a * a if a <= c else c * (a - 0.5 * c))
+    return energy
+
+
+class CartesianImpedanceController:
+    """SERL-style Cartesian impedance controller; see the module docstring for the law.
+
+    State kept between ticks: filtered reference pose and stiffness, commanded target and
+    target stiffness, integral of the clipped error, last torque (for the rate limit).
+    """
+
+    def __init__(self, params: ImpedanceParams | None = None, n_joints: int = 7):
+        self.params = params = params if params is not None else ImpedanceParams()
+        if not (isinstance(n_joints, (int, np.integer)) and n_joints >= 1):
+            raise ValueError(f"n_joints={n_joints} must be a positive integer")
+        self.n_joints = n = int(n_joints)
+        self._torque_limit = _per_joint(params.torque_limit, n, "torque_limit")
+        self._torque_rate = _per_joint(params.max_torque_rate, n, "max_torque_rate")
+        if params.nullspace_posture is not None and len(params.nullspace_posture) != n:
+            raise ValueError(f"ImpedanceParams.nullspace_posture has {len(params.nullspace_posture)}"
+                             f" entries, expected n_joints={n}")
+        self._k_min = [float(v) for v in params.stiffness_min]
+        self._k_max = [float(v) for v in params.stiffness_max]
+        self._k_nominal = params.nominal_stiffness().tolist()
+        self._clip = [params.error_clip_translation] * 3 + [params.error_clip_rotation] * 3
+        self._k_int = [float(v) for v in params.integral_gain]
+        self._int_limit = [float(v) for v in params.integral_limit]
+        self.integral_enabled = any(k > 0.0 for k in self._k_int)
+        self._two_zeta = 2.0 * params.damping_ratio
+        self._k_ns = float(params.nullspace_stiffness)
+        self._d_ns = 2.0 * math.sqrt(self._k_ns)
+        self._damping_eye = (params.pinv_damping ** 2) * np.eye(6)
+        self._dt_cache = (None, 0.0, None)   # (dt, filter gain, per-joint torque step)
+        self._initialised = False
+
+    # ------------------------------------------------------------------ state
+    def reset(self, state: ArmState, nullspace_posture: Sequence[float] | None = None) -> None:
+        """Reference := current pose, stiffness := nominal, integral := 0, torque memory := 0."""
+        state.validate(self.n_joints)
+        self._ref_pos = [float(v) for v in state.ee_pos]
+        self._ref_quat = _unit_or_identity(state.ee_quat)
+        self._target_pos = list(self._ref_pos)
+        self._target_quat = self._ref_quat
+        self._stiffness = list(self._k_nominal)
+        self._target_stiffness = list(self._k_nominal)
+        self._integral = [0.0] * 6
+        self._tau = np.zeros(self.n_joints)
+        posture = (nullspace_posture if nullspace_posture is not None
+                   else self.params.nullspace_posture if self.params.nullspace_posture is not None
+                   else state.q)
+        self._q_ns = np.array(posture, dtype=float)
+        if self._q_ns.shape != (self.n_joints,):
+            raise ValueError(f"nullspace posture has shape {self._q_ns.shape}, expected "
+                             f"({self.n_joints},)")
+        self._initialised = True
+
+    @property
+    def reference_pos(self) -> np.ndarray:
+        return np.array(self._ref_pos)
+
+    @property
+    def reference_quat(self) -> np.ndarray:
+        return np.array(self._ref_quat)
+
+    @property
+    def stiffness(self) -> np.ndarray:
+        """Filtered (effective) stiffness, 6."""
+        return np.array(self._stiffness)
+
+    @property
+    def damping(self) -> np.ndarray:
+        return self._two_zeta * np.sqrt(self.stiffness)
+
+    @property
+    def target_stiffness(self) -> np.ndarray:
+        return np.array(self._target_stiffness)
+
+    @property
+    def torque(self) -> np.ndarray:
+        """Last commanded torque."""
+        return self._tau.copy()
+
+    def storage(self, ee_pos: Sequence[float], ee_quat: Sequence[float]) -> float:
+        """Spring storage V(x; r) at the given pose for the current reference r."""
+        return huber_storage(self._pose_error(ee_pos, ee_quat, self._ref_pos, self._ref_quat),
+                             self._stiffness, self._clip)
+
+    # ------------------------------------------------------------------ tick
+    def step(self, state: ArmState, target_pos, target_quat, stiffness=None,
+             dt: float | None = None, energy_limit: float | None = None):
+        """One control tick -> (tau (n,), info).
+
+        target_pos (3,), target_quat (w,x,y,z): commanded pose (filtered before use).
+        stiffness: None keeps the last commanded stiffness, else 6 values in
+            [stiffness_min, stiffness_max] (damping follows: D = 2 zeta sqrt(K)).
+        dt: tick length in s (default params.control_dt).
+        energy_limit: at most this much energy (J) may be injected by this tick's reference /
+            stiffness update (the passivity filter passes the tank's available energy).
+        info: force (commanded wrench, 6), clipped_error (6), power_nonpassive (W, applied),
+            energy_nonpassive (J, applied), power_nonpassive_requested (W, before scaling),
+            power_dissipated (W, xdot^T D xdot), passivity_scale (gamma in [0,1]),
+            rejected (None or the reason the command or state was ignored).
+        """
+        if not self._initialised:
+            self.reset(state)
+        if dt is None:
+            dt = self.params.control_dt
+        if not 0.0 < dt < math.inf:  # also False for NaN
+            return self._hold_torque(f"dt={dt!r} must be a finite number > 0 (seconds)")
+
+        ee_pos = state.ee_pos.tolist()
+        ee_quat = state.ee_quat.tolist()
+        xdot = state.ee_velocity().tolist()
+        # One sum catches NaN/inf anywhere in the Cartesian part of the state.
+        if not math.isfinite(sum(ee_pos) + sum(ee_quat) + sum(xdot)):
+            return self._hold_torque("state not finite (ee_pos, ee_quat, or ee velocity / "
+                                     "jacobian @ qd has NaN/inf)")
+        rejected = self._accept_command(target_pos, target_quat, stiffness, ee_pos)
+
+        # --- filtered reference candidate: r_k = r_{k-1} + a (target - r_{k-1})
+        if dt != self._dt_cache[0]:
+            self._dt_cache = (dt, self.params.filter_gain(dt), self._torque_rate * dt)
+        _, a, torque_step = self._dt_cache
+        ref_pos, ref_quat, ref_k = self._ref_pos, self._ref_quat, self._stiffness
+        cand_pos = [r + a * (t - r) for r, t in zip(ref_pos, self._target_pos)]
+        cand_quat = quat_slerp(ref_quat, self._target_quat, a)
+        cand_k = [k + a * (t - k) for k, t in zip(ref_k, self._target_stiffness)]
+
+        # --- non-passive energy of the update at the current pose (module docstring)
+        clip = self._clip
+        storage_prev = huber_storage(self._pose_error(ee_pos, ee_quat, ref_pos, ref_quat),
+                                     ref_k, clip)
+        error = self._pose_error(ee_pos, ee_quat, cand_pos, cand_quat)
+        energy_requested = huber_storage(error, cand_k, clip) - storage_prev
+        energy, gamma = energy_requested, 1.0
+        if energy_limit is not None and energy_requested > energy_limit:
+            limit = max(energy_limit, 0.0)
+            gamma = limit / energy_requested
+            for _ in range(_MAX_PASSIVITY_BACKTRACKS):
+                pos = [r + gamma * (c - r) for r, c in zip(ref_pos, cand_pos)]
+                quat = quat_slerp(ref_quat, cand_quat, gamma)
+                k_scaled = [r + gamma * (c - r) for r, c in zip(ref_k, cand_k)]
+                err = self._pose_error(ee_pos, ee_quat, pos, quat)
+                energy = huber_storage(err, k_scaled, clip) - storage_prev
+                if energy <= limit:
+                    break
+                gamma *= 0.5
+            else:
+                gamma = 0.0
+            if gamma > 0.0:
+                cand_pos, cand_quat, cand_k, error = pos, quat, k_scaled, err
+            else:  # hold the previous reference: injects exactly zero energy
+                cand_pos, cand_quat, cand_k = ref_pos, ref_quat, ref_k
+                error = self._pose_error(ee_pos, ee_quat, ref_pos, ref_quat)
+                energy = 0.0
+
+        # --- Cartesian wrench F = -K e_c - D xdot - K_i e_int
+        two_zeta = self._two_zeta
+        clipped = [c if e > c else -c if e < -c else e for e, c in zip(error, clip)]
+        damping = [two_zeta * math.sqrt(k) for k in cand_k]
+        power_dissipated = sum(d * v * v for d, v in zip(damping, xdot))
+        wrench = [-k * e - d * v for k, e, d, v in zip(cand_k, clipped, damping, xdot)]
+        integral = self._integral
+        if self.integral_enabled:
+            integral = [min(max(i + e * dt, -lim), lim)
+                        for i, e, lim in zip(integral, clipped, self._int_limit)]
+            wrench = [w - ki * i for w, ki, i in zip(wrench, self._k_int, integral)]
+        force = np.array(wrench)
+
+        # --- joint torques
+        jac = state.jacobian
+        jac_t = jac.T
+        tau = np.dot(jac_t, force)
+        if self._k_ns > 0.0:
+            # (I - J^T J^T+) tau0 = tau0 - J^T (J J^T + lambda^2 I)^-1 J tau0: one 6x6 solve
+            tau0 = self._k_ns * (self._q_ns - state.q)
+            tau0 -= self._d_ns * state.qd
+            gram = np.dot(jac, jac_t)
+            gram += self._damping_eye
+            tau += tau0
+            tau -= np.dot(jac_t, np.linalg.solve(gram, np.dot(jac, tau0)))
+        if state.coriolis is not None:
+            tau += state.coriolis
+        # rate limit, then absolute limit (keeps the rate bound when tau_prev is in the limits)
+        tau -= self._tau
+        np.minimum(tau, torque_step, out=tau)
+        np.maximum(tau, -torque_step, out=tau)
+        tau += self._tau
+        np.minimum(tau, self._torque_limit, out=tau)
+        np.maximum(tau, -self._torque_limit, out=tau)
+        if not math.isfinite(float(np.dot(tau, tau))):
+            return self._hold_torque("state not finite (q, qd, jacobian or coriolis has NaN/inf)")
+
+        # --- commit
+        self._ref_pos, self._ref_quat, self._stiffness = cand_pos, cand_quat, cand_k
+        self._integral = integral
+        self._tau = tau
+        info = {"force": force, "clipped_error": np.array(clipped),
+                "power_nonpassive": energy / dt, "energy_nonpassive": energy,
+                "power_nonpassive_requested": energy_requested / dt,
+                "power_dissipated": power_dissipated, "passivity_scale": gamma,
+                "rejected": rejected}
+        return tau.copy(), info
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _pose_error(ee_pos, ee_quat, ref_pos, ref_quat) -> list[float]:
+        rx, ry, rz = quat_error(ee_quat, ref_quat)
+        return [ee_pos[0] - ref_pos[0], ee_pos[1] - ref_pos[1], ee_pos[2] - ref_pos[2], rx, ry, rz]
+
+    def _accept_command(self, target_pos, target_quat, stiffness, ee_pos) -> str | None:
+        """Store the command if it is valid; otherwise keep the last one and return why not."""
+        try:
+            px, py, pz = (target_pos.tolist() if isinstance(target_pos, np.ndarray)
+                          else target_pos)
+            qw, qx, qy, qz = (target_quat.tolist() if isinstance(target_quat, np.ndarray)
+                              else target_quat)
+            px, py, pz, qw, qx, qy, qz = (float(px), float(py), float(pz), float(qw), float(qx),
+                                          float(qy), float(qz))
+        except (TypeError, ValueError):
+            return ("target_pos must be 3 numbers and target_quat 4 numbers (w, x, y, z); "
+                    "holding the last target")
+        if not math.isfinite(px + py + pz + qw + qx + qy + qz):
+            return "target pose not finite (NaN/inf); holding the last target"
+        norm = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+        if abs(norm - 1.0) > self.params.quat_norm_tolerance:
+            return (f"target_quat norm {norm:.3g} is not ~1 (tolerance "
+                    f"{self.params.quat_norm_tolerance}); holding the last target")
+        distance = math.sqrt((px - ee_pos[0]) ** 2 + (py - ee_pos[1]) ** 2 + (pz - ee_pos[2]) ** 2)
+        if distance > self.params.max_target_distance:
+            return (f"target_pos is {distance:.3g} m from the end effector (max_target_distance "
+                    f"{self.params.max_target_distance} m; metres expected); holding the last target")
+        if stiffness is not None:
+            try:
+                k = (stiffness.tolist() if isinstance(stiffness, np.ndarray) else
+                     [float(v) for v in stiffness])
+                ok = len(k) == 6 and all(lo <= float(v) <= hi  # False for NaN
+                                         for v, lo, hi in zip(k, self._k_min, self._k_max))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                return (f"stiffness {stiffness!r} rejected: need 6 finite values within "
+                        f"[stiffness_min, stiffness_max] = [{list(self._k_min)}, "
+                        f"{list(self._k_max)}]; holding the last command")
+            self._target_stiffness = [float(v) for v in k]
+        self._target_pos = [px, py, pz]
+        self._target_quat = (qw / norm, qx / norm, qy / norm, qz / norm)
+        return None
+
+    def _hold_torque(self, reason: str):
+        """Unusable tick: repeat the last torque, change no internal state."""
+        zero6 = np.zeros(6)
+        info = {"force": zero6, "clipped_error": zero6.copy(), "power_nonpassive": 0.0,
+                "energy_nonpassive": 0.0, "power_nonpassive_requested": 0.0,
+                "power_dissipated": 0.0, "passivity_scale": 0.0, "rejected": reason}
+        return self._tau.copy(), info
+
+
+def _unit_or_identity(q) -> tuple[float, float, float, float]:
+    w, x, y, z = (float(v) for v in q)
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    if not (n > 0.0 and math.isfinite(n)):
+        raise ValueError(f"ArmState.ee_quat={tuple(q)} is not a usable quaternion at reset; "
+                         "pass the measured (w, x, y, z) orientation")
+    return (w / n, x / n, y / n, z / n)
