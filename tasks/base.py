@@ -1,0 +1,481 @@
+"""Shared machinery of the MuJoCo arm tasks: model loading, the controller tick loop,
+observations, rewards through robo_rl.reward, and exact simulator snapshots.
+
+One policy step (10 Hz by default, SERL style):
+  1. action in [-1, 1]^A -> end-effector set-point delta (pos_action_scale metres per unit),
+     optional rotation / stiffness / gripper components;
+  2. SafetyLimits clips the new set-point into the task's workspace box;
+  3. the Cartesian impedance controller (robo_rl.controllers, the same object the ROS 2 node
+     runs) ticks at the physics rate: per tick mj_step1 (kinematics, Jacobian, bias forces of
+     the current state), controller torque, mj_step2 (integrate). Splitting mj_step this way
+     gives the controller the state of the tick it acts on, as on the real robot.
+  4. one mj_forward refreshes positions/sensors for the observation and the reward.
+
+Gravity: every arm and tool body has gravcomp="1", so MuJoCo applies the gravity torques as
+passive forces (qfrc_gravcomp), like the real arm's internal gravity compensation. The
+controller's feed-forward is then only the Coriolis/centrifugal part of the bias forces:
+coriolis = qfrc_bias - qfrc_gravcomp on the arm's DoFs (qfrc_bias = C(q, qd) qd + g(q), and with
+full compensation qfrc_gravcomp = g(q) for the arm).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede importing mujoco
+import mujoco  # noqa: E402
+
+from robo_rl.controllers import (ArmState, CartesianImpedanceController,  # noqa: E402
+                                 EnergyTank, EnergyTankParams, ImpedanceParams,
+                                 PassivityFilter, SafetyLimits, SafetyParams)
+from robo_rl.controllers.quaternion import (quat_error, quat_multiply,  # noqa: E402
+                                            quat_normalize, rotvec_to_quat)
+from robo_rl.reward import DistanceReward, EnergyCost, RewardFn, SumReward  # noqa: E402
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
+# Franka "ready" pose: elbow up, flange pointing down; IK for reset poses starts here.
+HOME_QPOS = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
+OBS_TYPES = ("state", "pixels", "pixels_state")
+REWARD_TYPES = ("dense", "sparse")
+GRAVITY = 9.81  # only used to report the tool's own weight; the model's gravity is the same
+
+
+@dataclass
+class ArmTaskConfig:
+    """Settings common to all arm tasks; each task subclasses it with its own defaults."""
+
+    control_hz: float = 10.0            # policy rate (SERL: 10 Hz)
+    physics_dt: float = 0.002           # physics step = controller tick (500 Hz)
+    episode_steps: int = 100            # policy steps before truncation
+    pos_action_scale: float = 0.02      # metres of set-point motion per policy step at |a| = 1
+    rot_action_scale: float = 0.1       # radians per policy step at |a| = 1 (rotation_action)
+    rotation_action: bool = False       # adds 3 action dims: set-point rotation (world axes)
+    gripper_action: bool = False        # adds 1 action dim: -1 closed .. +1 open (gripper tools)
+    variable_impedance: bool = False    # adds 1 action dim: translational stiffness
+    stiffness_range: tuple[float, float] = (300.0, 2000.0)  # N/m, mapped from [-1, 1]
+    energy_tank: bool = False           # PassivityFilter (energy tank) around the controller
+    reward_type: str = "dense"          # "dense" (-distance) or "sparse" (1 on success)
+    success_threshold: float = 0.01     # goal distance (m) that counts as success
+    terminate_on_success: bool = True   # end the episode (terminated=True) on success
+    energy_penalty: float = 0.0         # >0 also subtracts energy_cost * this from the reward
+    camera: str = "front"               # "front" or "wrist" for pixel observations
+    image_size: int = 84                # square renders, pixels
+    force_obs_scale: float = 10.0       # N per observation unit (F/T force)
+    torque_obs_scale: float = 1.0       # N m per observation unit (F/T torque)
+    workspace_low: tuple[float, float, float] = (0.3, -0.25, 0.02)   # TCP box, world, metres
+    workspace_high: tuple[float, float, float] = (0.7, 0.25, 0.35)
+    ik_iterations: int = 100            # damped least squares iterations at reset
+    ik_damping: float = 1e-4            # lambda^2 of the damped pseudo-inverse
+    impedance: ImpedanceParams = field(default_factory=ImpedanceParams)
+    tank: EnergyTankParams = field(default_factory=EnergyTankParams)
+    safety: SafetyParams | None = None  # None: workspace box + per-step limits from above
+
+
+class ArmTask(gym.Env):
+    """gymnasium env of one arm task. Subclasses set SCENE, TOOL, Config and implement
+    _sample_episode, _goal_distance, _task_obs and scripted_action."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+    SCENE: str = ""
+    TOOL: str = ""          # "gripper" or "peg"
+    Config: type[ArmTaskConfig] = ArmTaskConfig
+    TASK_OBS_DIM: int = 0
+
+    def __init__(self, config: ArmTaskConfig, obs_type: str = "state", seed: int | None = 0):
+        if obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type={obs_type!r} is not one of {OBS_TYPES}")
+        if config.reward_type not in REWARD_TYPES:
+            raise ValueError(f"reward_type={config.reward_type!r} is not one of {REWARD_TYPES}")
+        ticks = 1.0 / (config.control_hz * config.physics_dt)
+        if abs(ticks - round(ticks)) > 1e-9 or round(ticks) < 1:
+            raise ValueError(f"1/control_hz ({1 / config.control_hz} s) must be a whole number of "
+                             f"physics_dt ({config.physics_dt} s); e.g. control_hz=10, "
+                             "physics_dt=0.002 gives 50 ticks per policy step")
+        if config.gripper_action and self.TOOL != "gripper":
+            raise ValueError(f"gripper_action=True needs a gripper, but {type(self).__name__} "
+                             f"uses the {self.TOOL!r} tool; set gripper_action=False")
+        self.config = config
+        self.obs_type = obs_type
+        self.ticks_per_step = int(round(ticks))
+        self.render_mode = "rgb_array"
+
+        self.model = self._load_model()
+        self.model.opt.timestep = config.physics_dt
+        self.data = mujoco.MjData(self.model)
+        self._bind_ids()
+
+        # The controller object is the one the ROS 2 node runs; with energy_tank the
+        # PassivityFilter scales each reference update so the tank pays for its energy.
+        impedance = CartesianImpedanceController(config.impedance, n_joints=len(ARM_JOINTS))
+        self.controller = (PassivityFilter(impedance, EnergyTank(config.tank))
+                           if config.energy_tank else impedance)
+        safety = config.safety or SafetyParams(workspace_low=config.workspace_low,
+                                                workspace_high=config.workspace_high,
+                                                max_step_translation=config.pos_action_scale,
+                                                max_step_rotation=config.rot_action_scale)
+        self.safety = SafetyLimits(safety)
+        if config.variable_impedance:
+            lo, hi = config.stiffness_range
+            k_min, k_max = config.impedance.stiffness_min[:3], config.impedance.stiffness_max[:3]
+            if not (0 < lo <= hi and lo >= max(k_min) and hi <= min(k_max)):
+                raise ValueError(f"stiffness_range={config.stiffness_range} must lie inside the "
+                                 f"controller's translational bounds [{max(k_min)}, "
+                                 f"{min(k_max)}] N/m (ImpedanceParams.stiffness_min/max)")
+        self.reward_fn: RewardFn = self._build_reward()
+
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self._action_dim(),), np.float32)
+        state_dim = len(self._proprio_obs()) + self.TASK_OBS_DIM
+        state_space = gym.spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
+        size = config.image_size
+        pixel_space = gym.spaces.Box(0, 255, (3, size, size), np.uint8)
+        self.observation_space = {"state": state_space, "pixels": pixel_space,
+                                  "pixels_state": gym.spaces.Dict({"pixels": pixel_space,
+                                                                   "state": state_space})}[obs_type]
+        self._renderer: mujoco.Renderer | None = None
+        self._np_random, _ = gym.utils.seeding.np_random(seed)
+        self._episode_ready = False
+
+    # ----------------------------------------------------------------------- model
+    def _load_model(self) -> mujoco.MjModel:
+        spec = mujoco.MjSpec.from_file(str(ASSETS / f"scene_{self.SCENE}.xml"))
+        tool = mujoco.MjSpec.from_file(str(ASSETS / f"tool_{self.TOOL}.xml"))
+        spec.site("flange").attach_body(tool.body("base"), "tool/", "")
+        return spec.compile()
+
+    def _bind_ids(self):
+        m = self.model
+        dofs = [m.jnt_dofadr[m.joint(name).id] for name in ARM_JOINTS]
+        qadr = [m.jnt_qposadr[m.joint(name).id] for name in ARM_JOINTS]
+        n = len(ARM_JOINTS)
+        if dofs != list(range(n)) or qadr != list(range(n)):
+            raise RuntimeError("the arm joints must be the first DoFs of the model (put the arm "
+                               "before any other jointed body in the scene)")
+        self.n_arm = n
+        self.tcp_site = m.site("tool/tcp").id
+        self.ft_site = m.site("tool/ft_sensor").id
+        self.tool_body = m.body("tool/base").id
+        self.tool_mass = float(m.body_subtreemass[self.tool_body])
+        self.arm_ctrl = slice(0, n)
+        self.gripper_actuator = m.actuator("gripper").id if self.TOOL == "gripper" else None
+        self.ft_force_adr = m.sensor_adr[m.sensor("ft_force").id]
+        self.ft_torque_adr = m.sensor_adr[m.sensor("ft_torque").id]
+        # Preallocated per-tick buffers (no allocation inside the controller loop).
+        self._jac = np.zeros((6, m.nv))
+        self._tcp_quat = np.zeros(4)
+        self._coriolis = np.zeros(n)
+        # Home pose TCP orientation: tool pointing down; resets and set-points use it.
+        d = self.data
+        d.qpos[:n] = HOME_QPOS
+        mujoco.mj_kinematics(m, d)
+        mujoco.mju_mat2Quat(self._tcp_quat, d.site_xmat[self.tcp_site])
+        self.home_quat = tuple(self._tcp_quat)
+
+    def _build_reward(self) -> RewardFn:
+        c = self.config
+        terms: list[RewardFn] = [DistanceReward(dense=c.reward_type == "dense",
+                                                threshold=c.success_threshold)]
+        terms += self._extra_reward_terms()
+        terms.append(EnergyCost(scale=1.0, as_penalty=False))
+        if c.energy_penalty > 0:
+            terms.append(EnergyCost(scale=c.energy_penalty, as_penalty=True, key="energy_cost"))
+        return SumReward(*terms)
+
+    def _extra_reward_terms(self) -> list[RewardFn]:
+        return []
+
+    def _action_dim(self) -> int:
+        c = self.config
+        return 3 + 3 * c.rotation_action + c.variable_impedance + c.gripper_action
+
+    # ----------------------------------------------------------------------- task hooks
+    def _sample_episode(self, rng: np.random.Generator) -> np.ndarray:
+        """Place objects/goal for a new episode; return the TCP start position (world)."""
+        raise NotImplementedError
+
+    def _goal_distance(self) -> float:
+        raise NotImplementedError
+
+    def _task_obs(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _step_info_extra(self) -> dict:
+        """Task quantities the reward terms read from info (besides goal_distance)."""
+        return {}
+
+    def _task_state(self) -> dict:
+        """Task variables outside mjData (goal etc.) for get_state."""
+        return {}
+
+    def _set_task_state(self, state: dict) -> None:
+        pass
+
+    def scripted_action(self) -> np.ndarray:
+        """A short privileged policy that solves the task (used by tests/demos)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------- kinematics
+    @property
+    def tcp_pos(self) -> np.ndarray:
+        return self.data.site_xpos[self.tcp_site].copy()
+
+    def _arm_state(self, copy_arrays: bool) -> ArmState:
+        """ArmState of the current mjData (kinematics and bias forces must be current)."""
+        m, d, n = self.model, self.data, self.n_arm
+        mujoco.mj_jacSite(m, d, self._jac[:3], self._jac[3:], self.tcp_site)
+        mujoco.mju_mat2Quat(self._tcp_quat, d.site_xmat[self.tcp_site])
+        np.subtract(d.qfrc_bias[:n], d.qfrc_gravcomp[:n], out=self._coriolis)
+        arrays = (d.qpos[:n], d.qvel[:n], d.site_xpos[self.tcp_site], self._tcp_quat,
+                  self._jac[:, :n], self._coriolis)
+        if copy_arrays:  # the controller may keep references at reset; hand it its own copies
+            arrays = tuple(np.array(a) for a in arrays)
+        return ArmState(*arrays)
+
+    def _solve_ik(self, pos: np.ndarray, quat) -> np.ndarray:
+        """Joint angles putting the TCP at (pos, quat): damped least squares from HOME_QPOS."""
+        m, d, n, c = self.model, self.data, self.n_arm, self.config
+        q = np.array(HOME_QPOS)
+        lo, hi = m.jnt_range[:n, 0], m.jnt_range[:n, 1]
+        err = np.zeros(6)
+        for _ in range(c.ik_iterations):
+            d.qpos[:n] = q
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            mujoco.mj_jacSite(m, d, self._jac[:3], self._jac[3:], self.tcp_site)
+            mujoco.mju_mat2Quat(self._tcp_quat, d.site_xmat[self.tcp_site])
+            err[:3] = pos - d.site_xpos[self.tcp_site]
+            err[3:] = quat_error(quat, self._tcp_quat)
+            J = self._jac[:, :n]
+            dq = J.T @ np.linalg.solve(J @ J.T + c.ik_damping * np.eye(6), err)
+            q = np.clip(q + dq, lo, hi)
+        return q
+
+    # ----------------------------------------------------------------------- gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        m, d, c = self.model, self.data, self.config
+        mujoco.mj_resetData(m, d)
+        start_pos = self._sample_episode(self.np_random)
+        q = self._solve_ik(start_pos, self.home_quat)
+        d.qpos[:self.n_arm] = q
+        d.qvel[:] = 0.0
+        if self.gripper_actuator is not None:
+            d.ctrl[self.gripper_actuator] = 0.0  # closed
+        mujoco.mj_forward(m, d)
+        state = self._arm_state(copy_arrays=True)
+        self.controller.reset(state)
+        self.reset_pos = d.site_xpos[self.tcp_site].copy()
+        self.reset_quat = tuple(self._tcp_quat)
+        self.target_pos = self.reset_pos.copy()
+        self.target_quat = self.reset_quat
+        self.safety.reset(self._safety_target())
+        self.stiffness = None
+        self.step_count = 0
+        self._episode_ready = True
+        return self._observation(), {"success": self._goal_distance() <= c.success_threshold}
+
+    def step(self, action):
+        if not self._episode_ready:
+            raise RuntimeError("call reset() before step() (and again after an episode ends)")
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != self.action_space.shape or not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be {self.action_space.shape[0]} finite numbers in "
+                             f"[-1, 1], got {action!r}")
+        action = np.clip(action, -1.0, 1.0)
+        c, m, d = self.config, self.model, self.data
+        obs_before = self._last_obs
+
+        # 1. set-point update, clipped into the workspace (and per-step limits) by SafetyLimits.
+        i = 3
+        proposed = self.target_pos + c.pos_action_scale * action[:3]
+        if c.rotation_action:
+            delta = rotvec_to_quat(c.rot_action_scale * action[3:6])
+            proposed = np.concatenate([proposed, quat_multiply(delta, self.target_quat)])
+            i = 6
+        safe = self.safety.clip_target(self._safety_target(), proposed)
+        self.target_pos = np.asarray(safe[:3], dtype=np.float64)
+        if c.rotation_action:
+            self.target_quat = quat_normalize(safe[3:])
+        if c.variable_impedance:
+            lo, hi = c.stiffness_range
+            k = lo + 0.5 * (action[i] + 1.0) * (hi - lo)
+            rot = c.impedance.rotational_stiffness
+            self.stiffness = np.array([k, k, k, rot, rot, rot])
+            i += 1
+        if c.gripper_action:
+            lo, hi = m.actuator_ctrlrange[self.gripper_actuator]
+            d.ctrl[self.gripper_actuator] = lo + 0.5 * (action[i] + 1.0) * (hi - lo)
+
+        # 2. controller ticks at the physics rate.
+        energy_injected = 0.0
+        dt = c.physics_dt
+        rejected = None
+        tank = self.tank
+        for _ in range(self.ticks_per_step):
+            mujoco.mj_step1(m, d)
+            tau, info = self.controller.step(self._arm_state(copy_arrays=False), self.target_pos,
+                                             self.target_quat, self.stiffness, dt)
+            # energy the controller's non-passive part injected (with a tank: what it paid)
+            energy_injected += (info["energy_cost"] if tank is not None
+                                else max(info["energy_nonpassive"], 0.0))
+            rejected = info["rejected"] or rejected
+            d.ctrl[self.arm_ctrl] = tau
+            mujoco.mj_step2(m, d)
+        mujoco.mj_forward(m, d)
+        self.step_count += 1
+
+        # 3. observation, reward through the reward module, termination.
+        obs = self._observation()
+        distance = self._goal_distance()
+        success = distance <= c.success_threshold
+        info = {"success": bool(success), "goal_distance": float(distance),
+                "energy_cost": float(energy_injected), **self._step_info_extra()}
+        if self.tank is not None:
+            info["tank_energy"] = float(self.tank.energy)
+        if rejected is not None:
+            info["controller_rejected"] = rejected
+        reward, cost = self.reward_fn(obs_before, action, obs, info)
+        info["cost"] = float(cost)
+        terminated = bool(success and c.terminate_on_success)
+        truncated = self.step_count >= c.episode_steps and not terminated
+        if terminated or truncated:
+            self._episode_ready = False
+        return obs, float(reward), terminated, truncated, info
+
+    @property
+    def tank(self) -> EnergyTank | None:
+        return self.controller.tank if isinstance(self.controller, PassivityFilter) else None
+
+    def _safety_target(self) -> np.ndarray:
+        if self.config.rotation_action:
+            return np.concatenate([self.target_pos, self.target_quat])
+        return self.target_pos
+
+    # ----------------------------------------------------------------------- observations
+    def _wrench(self) -> np.ndarray:
+        """Wrist F/T (force, torque) in the sensor frame, minus the tool's own weight (as the
+        real arm's estimate subtracts the configured load): reads zero in free space."""
+        d = self.data
+        raw = np.concatenate([d.sensordata[self.ft_force_adr:self.ft_force_adr + 3],
+                              d.sensordata[self.ft_torque_adr:self.ft_torque_adr + 3]])
+        rot = d.site_xmat[self.ft_site].reshape(3, 3)
+        support = np.array([0.0, 0.0, self.tool_mass * GRAVITY])  # world force holding the tool
+        lever = d.subtree_com[self.tool_body] - d.site_xpos[self.ft_site]
+        raw[:3] -= rot.T @ support
+        raw[3:] -= rot.T @ np.cross(lever, support)
+        return raw
+
+    def _proprio_obs(self) -> np.ndarray:
+        """TCP pose relative to the reset pose, TCP twist, wrist F/T (+ gripper, tank)."""
+        c, d = self.config, self.data
+        mujoco.mj_jacSite(self.model, d, self._jac[:3], self._jac[3:], self.tcp_site)
+        mujoco.mju_mat2Quat(self._tcp_quat, d.site_xmat[self.tcp_site])
+        reset_pos = getattr(self, "reset_pos", d.site_xpos[self.tcp_site])
+        reset_quat = getattr(self, "reset_quat", self._tcp_quat)
+        wrench = self._wrench()
+        parts = [d.site_xpos[self.tcp_site] - reset_pos,
+                 quat_error(self._tcp_quat, reset_quat),
+                 self._jac[:, :self.n_arm] @ d.qvel[:self.n_arm],
+                 wrench[:3] / c.force_obs_scale, wrench[3:] / c.torque_obs_scale]
+        if self.TOOL == "gripper":
+            parts.append([d.qpos[self.model.jnt_qposadr[self.model.joint("tool/finger_left").id]]])
+        if self.tank is not None:
+            parts.append([self.tank.energy / c.tank.max_energy])
+        return np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts])
+
+    def _state_obs(self) -> np.ndarray:
+        return np.concatenate([self._proprio_obs(), self._task_obs()]).astype(np.float32)
+
+    def _observation(self):
+        if self.obs_type == "state":
+            obs = self._state_obs()
+        elif self.obs_type == "pixels":
+            obs = self.render_pixels()
+        else:
+            obs = {"pixels": self.render_pixels(), "state": self._state_obs()}
+        self._last_obs = obs
+        return obs
+
+    def render_pixels(self, camera: str | None = None, size: int | None = None) -> np.ndarray:
+        """uint8 image (3, H, W) from `camera` ("front" or "wrist")."""
+        size = size or self.config.image_size
+        camera = camera or self.config.camera
+        name = "tool/wrist" if camera == "wrist" else camera
+        if self._renderer is None or self._renderer.height != size:
+            if self._renderer is not None:
+                self._renderer.close()
+            try:
+                self._renderer = mujoco.Renderer(self.model, size, size)
+            except Exception as err:  # noqa: BLE001 - the GL error type depends on the backend
+                raise RuntimeError(f"MuJoCo could not create an offscreen renderer with "
+                                   f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {err}. Install EGL "
+                                   "(apt: libegl1 libgl1) or OSMesa (libosmesa6) and set "
+                                   "MUJOCO_GL accordingly") from err
+        self._renderer.update_scene(self.data, camera=name)
+        return np.ascontiguousarray(self._renderer.render().transpose(2, 0, 1))
+
+    def render(self):
+        return self.render_pixels().transpose(1, 2, 0)
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ----------------------------------------------------------------------- snapshots
+    def get_state(self) -> dict[str, Any]:
+        """Everything that determines the future: integration state of mjData (qpos, qvel,
+        act, time, ctrl, mocap poses, qacc_warmstart, applied forces), controller / safety /
+        tank internals, set-points, episode counters, task variables and the RNG."""
+        m, d = self.model, self.data
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        sim = np.empty(mujoco.mj_stateSize(m, spec))
+        mujoco.mj_getState(m, d, sim, spec)
+        return copy.deepcopy({
+            "sim": sim, "controller": self.controller, "safety": self.safety,
+            "target_pos": self.target_pos, "target_quat": self.target_quat,
+            "stiffness": self.stiffness, "reset_pos": self.reset_pos,
+            "reset_quat": self.reset_quat, "step_count": self.step_count,
+            "episode_ready": self._episode_ready, "task": self._task_state(),
+            "rng": self.np_random.bit_generator.state,
+        })
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        m, d = self.model, self.data
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        sim = np.asarray(state["sim"], dtype=np.float64)
+        if sim.shape != (mujoco.mj_stateSize(m, spec),):
+            raise ValueError(f"state['sim'] has shape {sim.shape}, but this task's model needs "
+                             f"({mujoco.mj_stateSize(m, spec)},): the snapshot comes from another "
+                             "task or model version")
+        state = copy.deepcopy(state)
+        mujoco.mj_setState(m, d, sim, spec)
+        mujoco.mj_forward(m, d)           # derived quantities for observations / rendering
+        mujoco.mj_setState(m, d, sim, spec)  # restore anything mj_forward may have touched
+        self.controller = state["controller"]
+        self.safety = state["safety"]
+        self.target_pos, self.target_quat = state["target_pos"], state["target_quat"]
+        self.stiffness = state["stiffness"]
+        self.reset_pos, self.reset_quat = state["reset_pos"], state["reset_quat"]
+        self.step_count = state["step_count"]
+        self._episode_ready = state["episode_ready"]
+        self._set_task_state(state["task"])
+        self.np_random.bit_generator.state = state["rng"]
+        self._observation()
+
+
+def config_from_kwargs(config_cls: type[ArmTaskConfig], task: str, kwargs: dict) -> ArmTaskConfig:
+    """Build a task config, rejecting unknown keys with the list of valid ones."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for task {task!r}; valid: {sorted(names)}")
+    return config_cls(**kwargs)

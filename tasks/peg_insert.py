@@ -1,0 +1,70 @@
+"""peg_insert: insert a 20 mm square peg into a 21 mm square hole (0.5 mm clearance per
+side), 30 mm deep, whose position on the table is random."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from robo_rl.tasks.base import ArmTask, ArmTaskConfig
+
+
+@dataclass
+class PegInsertConfig(ArmTaskConfig):
+    success_threshold: float = 0.005                 # peg tip within 5 mm of the hole bottom
+    hole_low: tuple[float, float] = (0.45, -0.1)
+    hole_high: tuple[float, float] = (0.55, 0.1)
+    start_offset_low: tuple[float, float, float] = (-0.03, -0.03, 0.07)   # TCP start - hole bottom
+    start_offset_high: tuple[float, float, float] = (0.03, 0.03, 0.1)
+    hole_depth: float = 0.03                         # the scene's fixture height
+    # The set-point may go 1 cm below the hole bottom so the spring presses the peg home
+    # (the error clip of the controller bounds that force).
+    workspace_low: tuple[float, float, float] = (0.35, -0.2, -0.01)
+    workspace_high: tuple[float, float, float] = (0.65, 0.2, 0.2)
+    # scripted policy: xy alignment tolerance before descending, approach height above the
+    # fixture, and how far below the bottom the final set-point goes (m)
+    script_align_tolerance: float = 0.0015
+    script_approach_clearance: float = 0.015
+    script_press_depth: float = 0.005
+
+
+class PegInsert(ArmTask):
+    SCENE = "peg_insert"
+    TOOL = "peg"
+    Config = PegInsertConfig
+    TASK_OBS_DIM = 3  # hole bottom - peg tip
+
+    def _sample_episode(self, rng):
+        c = self.config
+        hole = rng.uniform(c.hole_low, c.hole_high)
+        self.goal = np.array([*hole, 0.0])          # centre of the hole's bottom (table)
+        self.data.mocap_pos[0] = self.goal
+        return self.goal + rng.uniform(c.start_offset_low, c.start_offset_high)
+
+    def _goal_distance(self):
+        return float(np.linalg.norm(self.goal - self.data.site_xpos[self.tcp_site]))
+
+    def _task_obs(self):
+        return self.goal - self.data.site_xpos[self.tcp_site]
+
+    def _task_state(self):
+        return {"goal": self.goal}
+
+    def _set_task_state(self, state):
+        self.goal = state["goal"]
+
+    def scripted_action(self):
+        """Align above the hole, then descend straight in."""
+        c = self.config
+        tip = self.tcp_pos
+        above_hole = tip[2] > c.hole_depth
+        misaligned = np.linalg.norm(self.goal[:2] - tip[:2]) > c.script_align_tolerance
+        if above_hole and misaligned:
+            height = max(c.hole_depth + c.script_approach_clearance, min(tip[2], self.target_pos[2]))
+            target = np.array([*self.goal[:2], height])
+        else:
+            target = np.array([*self.goal[:2], self.goal[2] - c.script_press_depth])
+        action = np.zeros(self.action_space.shape, np.float32)
+        action[:3] = np.clip((target - self.target_pos) / c.pos_action_scale, -1, 1)
+        return action
