@@ -417,8 +417,9 @@ class ArmTask(gym.Env):
             except Exception as err:  # noqa: BLE001 - the GL error type depends on the backend
                 raise RuntimeError(f"MuJoCo could not create an offscreen renderer with "
                                    f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {err}. Install EGL "
-                                   "(apt: libegl1 libgl1) or OSMesa (libosmesa6) and set "
-                                   "MUJOCO_GL accordingly") from err
+                                   "(apt: libegl1 libgl1) or OSMesa (libosmesa6), and set "
+                                   "MUJOCO_GL=egl|osmesa before mujoco is first imported "
+                                   "(import robo_rl.tasks first to default to egl)") from err
         self._renderer.update_scene(self.data, camera=name)
         return np.ascontiguousarray(self._renderer.render().transpose(2, 0, 1))
 

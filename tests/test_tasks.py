@@ -1,0 +1,217 @@
+"""MuJoCo arm tasks (robo_rl.tasks) and the reward module (robo_rl.reward)."""
+
+import numpy as np
+import pytest
+
+from robo_rl.reward import ActionPenalty, DistanceReward, EnergyCost, SumReward
+from robo_rl.tasks import TASKS, make_task, scripted_policy
+
+
+def run_scripted_episode(env, seed):
+    env.reset(seed=seed)
+    for _ in range(env.config.episode_steps):
+        _, reward, terminated, truncated, info = env.step(scripted_policy(env))
+        if terminated or truncated:
+            return terminated, reward, info
+    raise AssertionError("episode neither terminated nor truncated within episode_steps")
+
+
+# --------------------------------------------------------------------------- feasibility
+@pytest.mark.parametrize("name", TASKS)
+def test_scripted_policy_solves_task(name):
+    env = make_task(name, seed=0, reward_type="sparse")
+    for seed in (0, 1):
+        terminated, reward, info = run_scripted_episode(env, seed)
+        assert terminated and info["success"], (name, seed, info)
+        assert info["goal_distance"] <= env.config.success_threshold
+        assert reward == 1.0  # sparse reward through DistanceReward on the final step
+
+
+# --------------------------------------------------------------------------- snapshots
+def rollout(env, actions):
+    return [env.step(a) for a in actions]
+
+
+def assert_same_rollouts(first, second):
+    for (o1, r1, te1, tr1, i1), (o2, r2, te2, tr2, i2) in zip(first, second):
+        assert np.array_equal(o1, o2)
+        assert (r1, te1, tr1) == (r2, te2, tr2)
+        assert i1 == i2
+
+
+@pytest.mark.parametrize("name,options", [
+    ("reach", {}), ("push", {"gripper_action": True}), ("peg_insert", {}),
+    ("contact_maze", {"energy_tank": True, "variable_impedance": True, "rotation_action": True}),
+])
+def test_set_state_then_step_is_bit_identical(name, options):
+    env = make_task(name, seed=3, **options)
+    env.reset()
+    rng = np.random.default_rng(0)
+    for action in rng.uniform(-1, 1, (4, *env.action_space.shape)):
+        env.step(action)
+    snapshot = env.get_state()
+    actions = rng.uniform(-1, 1, (4, *env.action_space.shape))
+    original = rollout(env, actions)
+    # same env restored, and a fresh env (other seed, other episode) restored
+    env.set_state(snapshot)
+    assert_same_rollouts(original, rollout(env, actions))
+    other = make_task(name, seed=11, **options)
+    other.reset()
+    other.step(np.zeros(other.action_space.shape))
+    other.set_state(snapshot)
+    assert_same_rollouts(original, rollout(other, actions))
+    # the task RNG is part of the state: the next episode is the same one
+    env.set_state(snapshot)
+    other.set_state(snapshot)
+    assert np.array_equal(env.reset()[0], other.reset()[0])
+
+
+def test_set_state_from_another_task_is_refused():
+    push, reach = make_task("push"), make_task("reach")
+    push.reset()
+    reach.reset()
+    with pytest.raises(ValueError, match="another task"):
+        reach.set_state(push.get_state())
+
+
+# --------------------------------------------------------------------------- safety
+@pytest.mark.parametrize("name", TASKS)
+def test_setpoints_never_leave_the_workspace(name):
+    env = make_task(name, seed=5, episode_steps=40)
+    low, high = np.array(env.config.workspace_low), np.array(env.config.workspace_high)
+    rng = np.random.default_rng(1)
+    env.reset()
+    for _ in range(40):
+        # saturated actions push hardest against the box
+        previous = env.target_pos.copy()
+        env.step(rng.choice([-1.0, 1.0], size=env.action_space.shape))
+        assert np.all(env.target_pos >= low) and np.all(env.target_pos <= high)
+        assert np.all(np.abs(env.target_pos - previous) <= env.config.pos_action_scale + 1e-12)
+
+
+# --------------------------------------------------------------------------- spaces
+@pytest.mark.parametrize("name", TASKS)
+def test_state_spaces_and_dtypes(name):
+    env = make_task(name, seed=0)
+    obs, info = env.reset()
+    assert env.observation_space.dtype == np.float32 and obs.dtype == np.float32
+    assert env.observation_space.contains(obs) and "success" in info
+    assert env.action_space.shape == (3,) and env.action_space.dtype == np.float32
+    assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert obs.shape == env.observation_space.shape and isinstance(reward, float)
+    assert {"success", "goal_distance", "energy_cost", "cost"} <= set(info)
+
+
+def test_pixel_observations_are_channel_first_uint8():
+    env = make_task("push", obs_type="pixels_state", image_size=32, camera="wrist")
+    obs, _ = env.reset()
+    assert obs["pixels"].shape == (3, 32, 32) and obs["pixels"].dtype == np.uint8
+    assert env.observation_space.contains(obs)
+    assert obs["pixels"].std() > 0  # an actual picture, not a blank buffer
+    env.close()
+    env = make_task("reach", obs_type="pixels", image_size=40)
+    obs, _ = env.reset()
+    assert obs.shape == (3, 40, 40) and env.observation_space.contains(obs)
+    env.close()
+
+
+def test_optional_action_dimensions():
+    env = make_task("push", rotation_action=True, variable_impedance=True, gripper_action=True)
+    assert env.action_space.shape == (3 + 3 + 1 + 1,)
+    env.reset()
+    action = np.zeros(8)
+    action[6] = -1.0  # lowest stiffness of the range
+    action[7] = 1.0   # gripper fully open
+    env.step(action)
+    assert env.stiffness[0] == env.config.stiffness_range[0]
+    assert env.data.ctrl[env.gripper_actuator] == env.model.actuator_ctrlrange[env.gripper_actuator, 1]
+    with pytest.raises(ValueError, match="gripper"):
+        make_task("peg_insert", gripper_action=True)
+
+
+def test_bad_actions_are_refused():
+    env = make_task("reach")
+    env.reset()
+    with pytest.raises(ValueError, match="3 finite numbers"):
+        env.step(np.array([0.0, np.nan, 0.0]))
+    with pytest.raises(ValueError, match="3 finite numbers"):
+        env.step(np.zeros(4))
+
+
+def test_episode_truncates_after_episode_steps():
+    env = make_task("reach", episode_steps=3)
+    env.reset()
+    flags = [env.step(np.zeros(3))[2:4] for _ in range(3)]
+    assert flags == [(False, False), (False, False), (False, True)]
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(3))
+
+
+def test_unknown_task_and_option_errors():
+    with pytest.raises(ValueError) as err:
+        make_task("stack")
+    assert all(name in str(err.value) for name in TASKS)
+    with pytest.raises(TypeError, match="reward_type"):
+        make_task("reach", reward_typ="sparse")
+    with pytest.raises(ValueError, match="reward_type"):
+        make_task("reach", reward_type="shaped")
+
+
+# --------------------------------------------------------------------------- physics checks
+def test_wrist_wrench_is_zero_in_free_space_and_sees_contact():
+    env = make_task("peg_insert", seed=0)
+    obs, _ = env.reset()
+    force = obs[12:15] * env.config.force_obs_scale
+    assert np.linalg.norm(force) < 0.05  # tool weight compensated, arm at rest
+    # press the peg straight down on the fixture top (beside the hole)
+    env.goal = env.goal + np.array([0.04, 0.0, 0.0])
+    for _ in range(30):
+        obs, *_ = env.step(scripted_policy(env))
+    force = obs[12:15] * env.config.force_obs_scale
+    assert force[2] > 5.0  # the fixture pushes back along the tool axis (z points down the peg)
+
+
+def test_dense_reward_and_energy_cost_come_from_the_reward_module():
+    env = make_task("reach", seed=2, energy_tank=True)
+    env.reset()
+    tank_floor = env.config.tank.min_energy
+    for action in np.random.default_rng(0).uniform(-1, 1, (10, 3)):
+        _, reward, _, _, info = env.step(action)
+        assert reward == pytest.approx(-info["goal_distance"], abs=1e-12)
+        assert info["cost"] == info["energy_cost"] >= 0.0
+        assert info["tank_energy"] >= tank_floor
+
+
+# --------------------------------------------------------------------------- reward module
+def test_distance_reward_dense_and_sparse_values():
+    info = {"goal_distance": 0.03}
+    assert DistanceReward(dense=True)(None, None, None, info) == (-0.03, 0.0)
+    assert DistanceReward(dense=True, weight=2.0)(None, None, None, info).reward == -0.06
+    assert DistanceReward(dense=False, threshold=0.03)(None, None, None, info) == (1.0, 0.0)
+    assert DistanceReward(dense=False, threshold=0.029)(None, None, None, info) == (0.0, 0.0)
+    # relabelling from a stored goal-relative vector: |(3, 4)| = 5
+    next_obs = np.array([9.0, 3.0, 4.0, 9.0])
+    term = DistanceReward(dense=True, obs_slice=(1, 3))
+    assert term(None, None, next_obs, {}).reward == -5.0
+    assert not term.is_success(next_obs, {})
+
+
+def test_energy_cost_penalty_and_sum():
+    info = {"goal_distance": 0.5, "energy_cost": 0.25}
+    assert EnergyCost()(None, None, None, info) == (0.0, 0.25)
+    assert EnergyCost(scale=4.0, as_penalty=True)(None, None, None, info) == (-1.0, 1.0)
+    assert ActionPenalty(weight=0.5)(None, np.array([1.0, 2.0]), None, info).reward == -2.5
+    total = SumReward(DistanceReward(dense=True), EnergyCost(scale=2.0),
+                      ActionPenalty(weight=1.0))
+    reward, cost = total(None, np.array([0.0, 1.0]), None, info)
+    assert reward == -1.5 and cost == 0.5
+
+
+def test_reward_errors_name_the_problem():
+    with pytest.raises(KeyError, match="energy_cost"):
+        EnergyCost()(None, None, None, {"goal_distance": 0.1})
+    with pytest.raises(ValueError, match="threshold"):
+        DistanceReward(threshold=0.0)
+    with pytest.raises(ValueError, match="at least one term"):
+        SumReward()
