@@ -1,0 +1,460 @@
+"""Soft Actor-Critic with a critic ensemble; RLPD is this agent with the ``rlpd_config`` preset.
+
+One learner step (``SACAgent.update``), as in the RLPD algorithm box:
+
+    sample one batch of utd * B transitions, split it into utd minibatches
+    for each minibatch (s, a, r, d, s'):                       # critic-only updates
+        a' ~ pi(.|s'),  K = random subset of M of the N target critics
+        y  = r + d * (min_{k in K} Qbar_k(s', a') - [backup_entropy] alpha * log pi(a'|s'))
+        critic loss = sum_i mean_B (Q_i(s, a) - y)^2;  Adam step;  Qbar <- (1-tau) Qbar + tau Q
+    on the last minibatch:                                      # one actor + temperature update
+        a~ ~ pi(.|s);  actor loss = mean_B(alpha * log pi(a~|s) - reduce_i Q_i(s, a~))
+        (reduce = mean over the ensemble (RLPD) or min (classic SAC): ``actor_q_reduction``)
+        temperature loss = alpha * (entropy - target_entropy), entropy = -mean log pi(a~|s)
+
+d is the replay's discount (gamma^n, or 0 after a termination), so gamma and n_step in the
+config are read by the replay, not here. Pixels (DrQ-v2 style): a conv encoder shared by actor
+and critic, trained by the critic loss only; each head has its own Linear-LayerNorm-Tanh trunk;
+the actor sees detached features; random-shift augmentation on obs and next_obs; the target is
+computed from the online encoder under no_grad (no target encoder).
+
+Departures from the reference code, on purpose: SAC's critic loss sums the members' MSE (RLPD
+averages them; Adam makes the two equivalent up to its epsilon); the actor's log-std is squashed
+into [log_std_min, log_std_max] with tanh (SAC-AE/DrQ) rather than clipped, so its gradient
+never vanishes at the bounds.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robo_rl.nets import (ACTIVATIONS, MLP, EncoderConfig, EnsembleLinear, EnsembleMLP,
+                          FeatureTrunk, ObservationEncoder, init_weights_, random_shift)
+
+HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
+LOG_TWO = math.log(2.0)
+ACTOR_Q_REDUCTIONS = ("mean", "min")
+AUGMENTATIONS = ("shift", "none")
+
+
+@dataclass
+class SACConfig:
+    """Every number of SAC/RLPD. Defaults: SAC (Haarnoja et al. 2018) with 2 critics."""
+    name: str = "sac"
+    hidden_dims: tuple[int, ...] = (256, 256)   # actor and each critic
+    activation: str = "relu"
+    weight_init: str = "default"                # "default" (nn.Linear) or "orthogonal" (DrQ-v2)
+    num_critics: int = 2                        # N: ensemble size
+    num_min_critics: int = 2                    # M: target = min over a random subset of M of N
+    critic_layer_norm: bool = False             # RLPD: True
+    actor_layer_norm: bool = False
+    lr: float = 3e-4                            # default for the three optimisers below
+    actor_lr: float | None = None               # None -> lr
+    critic_lr: float | None = None              # None -> lr (also trains the pixel encoder)
+    temperature_lr: float | None = None         # None -> lr
+    batch_size: int = 256                       # B, per critic update
+    gamma: float = 0.99                         # read by the replay (n-step discount)
+    n_step: int = 1                             # read by the replay
+    tau: float = 0.005                          # Polyak rate of the target critics
+    utd: int = 1                                # critic updates per learner step
+    init_temperature: float = 1.0               # initial alpha
+    target_entropy_scale: float = -1.0          # target entropy = scale * |A| (RLPD: -0.5)
+    backup_entropy: bool = True                 # subtract alpha log pi in the target (RLPD: False)
+    actor_q_reduction: str = "mean"             # "mean" over the ensemble (RLPD) or "min" (SAC)
+    log_std_min: float = -5.0                   # actor log-std range (tanh-squashed into it)
+    log_std_max: float = 2.0
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # pixels only
+    augmentation: str = "shift"                 # pixels only: "shift" (DrQ) or "none"
+    augmentation_pad: int = 4                   # random-shift padding in pixels
+    seed: int | None = None                     # agent RNG; None -> drawn from torch's global RNG
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], base: "SACConfig | None" = None) -> "SACConfig":
+        """Build from a (Hydra) mapping, on top of ``base`` (defaults: cls()); unknown keys
+        raise a ValueError listing the valid ones."""
+        base = base if base is not None else cls()
+        values = dict(values)
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ValueError(f"unknown SAC config keys {unknown}: valid keys are {sorted(valid)}")
+        if "encoder" in values and not isinstance(values["encoder"], EncoderConfig):
+            encoder_values = dict(values["encoder"])
+            encoder_valid = {f.name for f in dataclasses.fields(EncoderConfig)}
+            bad = sorted(set(encoder_values) - encoder_valid)
+            if bad:
+                raise ValueError(f"unknown encoder config keys {bad}: valid keys are "
+                                 f"{sorted(encoder_valid)}")
+            values["encoder"] = dataclasses.replace(base.encoder, **encoder_values)
+        if "hidden_dims" in values:
+            values["hidden_dims"] = tuple(int(width) for width in values["hidden_dims"])
+        return dataclasses.replace(base, **values)
+
+
+# RLPD (Ball et al. 2023; SERL settings). The paper uses utd 20 (GPU); 8 keeps a CPU run
+# affordable (see bench/sac_update_speed.py). Mix online and offline data 50/50 in the replay.
+RLPD_GPU_UTD = 20
+RLPD_CPU_UTD = 8
+
+
+def rlpd_config(**overrides: Any) -> SACConfig:
+    """The RLPD preset: 10 critics, min over 2, LayerNorm critics, no entropy backup,
+    target entropy -|A|/2, ensemble-mean actor, high UTD. ``overrides`` win."""
+    preset = SACConfig(name="rlpd", num_critics=10, num_min_critics=2, critic_layer_norm=True,
+                       utd=RLPD_CPU_UTD, backup_entropy=False, target_entropy_scale=-0.5,
+                       actor_q_reduction="mean")
+    return SACConfig.from_dict(overrides, base=preset)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tanh-Gaussian policy
+
+
+def tanh_log_det_jacobian(pre_tanh: torch.Tensor) -> torch.Tensor:
+    """sum_j log(1 - tanh(u_j)^2), in the stable form 2 (log 2 - u - softplus(-2u))."""
+    return (2.0 * (LOG_TWO - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+
+
+def tanh_gaussian_log_prob(pre_tanh: torch.Tensor, mean: torch.Tensor,
+                           log_std: torch.Tensor) -> torch.Tensor:
+    """log density of a = tanh(u) at u = ``pre_tanh``, u ~ N(mean, exp(log_std)^2) diagonal."""
+    noise = (pre_tanh - mean) * torch.exp(-log_std)
+    gaussian = (-0.5 * noise.pow(2) - log_std - HALF_LOG_TWO_PI).sum(-1)
+    return gaussian - tanh_log_det_jacobian(pre_tanh)
+
+
+def sample_tanh_gaussian(mean: torch.Tensor, log_std: torch.Tensor,
+                         generator: torch.Generator | None = None):
+    """Reparameterised sample a = tanh(mean + std * eps) and its log-probability."""
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    pre_tanh = mean + noise * log_std.exp()
+    gaussian = (-0.5 * noise.pow(2) - log_std - HALF_LOG_TWO_PI).sum(-1)
+    return torch.tanh(pre_tanh), gaussian - tanh_log_det_jacobian(pre_tanh)
+
+
+class TanhGaussianActor(nn.Module):
+    """features -> trunk -> MLP -> (mean, log_std), log_std tanh-squashed into its range."""
+
+    def __init__(self, trunk: FeatureTrunk, action_dim: int, cfg: SACConfig):
+        super().__init__()
+        self.trunk = trunk
+        self.net = MLP(trunk.out_dim, cfg.hidden_dims, 2 * action_dim, cfg.activation,
+                       cfg.actor_layer_norm)
+        self.log_std_min, self.log_std_max = cfg.log_std_min, cfg.log_std_max
+
+    def forward(self, features: torch.Tensor):
+        mean, raw_log_std = self.net(self.trunk(features)).chunk(2, dim=-1)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (
+            torch.tanh(raw_log_std) + 1.0)
+        return mean, log_std
+
+
+class EnsembleCritic(nn.Module):
+    """Q_1..Q_N(s, a) as one EnsembleMLP over [trunk(features), action]; returns N x B."""
+
+    def __init__(self, trunk: FeatureTrunk, action_dim: int, cfg: SACConfig):
+        super().__init__()
+        self.trunk = trunk
+        self.q = EnsembleMLP(cfg.num_critics, trunk.out_dim + action_dim, cfg.hidden_dims, 1,
+                             cfg.activation, cfg.critic_layer_norm, cfg.weight_init)
+
+    def forward(self, features: torch.Tensor, action: torch.Tensor,
+                members: torch.Tensor | None = None) -> torch.Tensor:
+        return self.q(torch.cat([self.trunk(features), action], dim=-1), members).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Agent
+
+
+def _check_config(cfg: SACConfig) -> None:
+    if not 1 <= cfg.num_min_critics <= cfg.num_critics:
+        raise ValueError(f"num_min_critics={cfg.num_min_critics} must be in [1, num_critics="
+                         f"{cfg.num_critics}]: lower it or raise num_critics")
+    if cfg.utd < 1 or cfg.batch_size < 1:
+        raise ValueError(f"utd ({cfg.utd}) and batch_size ({cfg.batch_size}) must be >= 1")
+    if cfg.actor_q_reduction not in ACTOR_Q_REDUCTIONS:
+        raise ValueError(f"actor_q_reduction={cfg.actor_q_reduction!r}: use one of "
+                         f"{ACTOR_Q_REDUCTIONS}")
+    if cfg.augmentation not in AUGMENTATIONS:
+        raise ValueError(f"augmentation={cfg.augmentation!r}: use one of {AUGMENTATIONS}")
+    if not cfg.log_std_min < cfg.log_std_max:
+        raise ValueError(f"log_std_min ({cfg.log_std_min}) must be below log_std_max "
+                         f"({cfg.log_std_max})")
+    if cfg.init_temperature <= 0:
+        raise ValueError(f"init_temperature must be > 0, got {cfg.init_temperature}")
+
+
+def _action_dim(action_space) -> int:
+    shape = getattr(action_space, "shape", None)
+    if shape is None or len(shape) != 1:
+        raise ValueError(f"SAC needs a 1-D Box action space, got {action_space}")
+    low, high = np.asarray(action_space.low), np.asarray(action_space.high)
+    if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
+        raise ValueError("SAC acts in [-1, 1]: rescale the env's actions (robo_rl.envs does) "
+                         f"instead of passing bounds low={low}, high={high}")
+    return int(shape[0])
+
+
+class SACAgent:
+    def __init__(self, cfg: SACConfig, observation_space, action_space, device="cpu"):
+        _check_config(cfg)
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.observation_space, self.action_space = observation_space, action_space
+        self.action_dim = _action_dim(action_space)
+
+        self.encoder = ObservationEncoder(observation_space, cfg.encoder, cfg.weight_init)
+        pixel_dim, state_dim = self.encoder.pixel_dim, self.encoder.state_dim
+        feature_dim = cfg.encoder.feature_dim
+        self.actor = TanhGaussianActor(FeatureTrunk(pixel_dim, state_dim, feature_dim),
+                                       self.action_dim, cfg)
+        self.critic = EnsembleCritic(FeatureTrunk(pixel_dim, state_dim, feature_dim),
+                                     self.action_dim, cfg)
+        init_weights_(self.actor, cfg.weight_init)
+        init_weights_(self.critic.trunk, cfg.weight_init)
+        for module in (self.encoder, self.actor, self.critic):
+            module.to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device,
+                                      requires_grad=True)
+        self.target_entropy = cfg.target_entropy_scale * self.action_dim
+
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+        critic_and_encoder = self._critic_params + list(self.encoder.parameters())
+        self.actor_optimizer = torch.optim.Adam(self._actor_params, lr=_or(cfg.actor_lr, cfg.lr),
+                                                foreach=True)
+        self.critic_optimizer = torch.optim.Adam(critic_and_encoder,
+                                                 lr=_or(cfg.critic_lr, cfg.lr), foreach=True)
+        self.temperature_optimizer = torch.optim.Adam([self.log_alpha],
+                                                      lr=_or(cfg.temperature_lr, cfg.lr))
+
+        # One generator drives every random choice of the agent (exploration noise, policy
+        # samples in the losses, critic subsets, augmentation), so a checkpoint restores it all.
+        seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**62, ()).item())
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.num_updates = 0
+
+    # -- acting -----------------------------------------------------------------------------
+
+    def _obs_to_tensor(self, obs):
+        """numpy (dict) observation -> tensors on device with a batch dim; also says whether
+        the input already had one (vectorised envs)."""
+        if self.encoder.is_dict:
+            missing = {key for key in (self.encoder.pixel_key, self.encoder.state_key)
+                       if key is not None} - set(obs)
+            if missing:
+                raise ValueError(f"observation dict lacks keys {sorted(missing)}")
+            tensors = {key: self._array_to_tensor(obs[key], self.observation_space[key])
+                       for key in obs if key in (self.encoder.pixel_key, self.encoder.state_key)}
+            batched = next(iter(tensors.values()))[1]
+            return {key: value for key, (value, _) in tensors.items()}, batched
+        return self._array_to_tensor(obs, self.observation_space)
+
+    def _array_to_tensor(self, array, space):
+        array = np.asarray(array, dtype=space.dtype)
+        batched = array.ndim == len(space.shape) + 1
+        if array.shape[batched:] != tuple(space.shape):
+            raise ValueError(f"observation of shape {array.shape} does not match the space "
+                             f"shape {space.shape} (optionally with a leading batch dim)")
+        tensor = torch.as_tensor(array, device=self.device)
+        return (tensor if batched else tensor.unsqueeze(0)), batched
+
+    @torch.no_grad()
+    def act(self, obs, eval_mode: bool = False) -> np.ndarray:
+        """Action in [-1, 1] (float32) for one observation or a batch of them.
+        eval_mode: the deterministic tanh(mean); otherwise a sample from the policy."""
+        obs_tensor, batched = self._obs_to_tensor(obs)
+        mean, log_std = self.actor(self.encoder(obs_tensor))
+        if eval_mode:
+            action = torch.tanh(mean)
+        else:
+            action, _ = sample_tanh_gaussian(mean, log_std, self.generator)
+        action = action.cpu().numpy().astype(np.float32, copy=False)
+        return action if batched else action[0]
+
+    # -- learning ---------------------------------------------------------------------------
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp()
+
+    def sample_critic_subset(self) -> torch.Tensor | None:
+        """Indices of M of the N target critics, drawn without replacement; None = all."""
+        if self.cfg.num_min_critics == self.cfg.num_critics:
+            return None
+        order = torch.randperm(self.cfg.num_critics, generator=self.generator,
+                               device=self.device)
+        return order[:self.cfg.num_min_critics]
+
+    def bootstrap_target(self, reward, discount, next_features, next_action, next_log_prob,
+                         members: torch.Tensor | None) -> torch.Tensor:
+        """y = r + d * (min_{k in members} Qbar_k(s', a') - [backup_entropy] alpha log pi(a'|s'))."""
+        next_q = self.critic_target(next_features, next_action, members).min(dim=0).values
+        if self.cfg.backup_entropy:
+            next_q = next_q - self.alpha.detach() * next_log_prob
+        return reward + discount * next_q
+
+    @torch.no_grad()
+    def critic_target_value(self, reward, discount, next_features) -> torch.Tensor:
+        next_action, next_log_prob = sample_tanh_gaussian(*self.actor(next_features),
+                                                          self.generator)
+        return self.bootstrap_target(reward, discount, next_features, next_action, next_log_prob,
+                                     self.sample_critic_subset())
+
+    def _augment(self, obs):
+        if not self.encoder.has_pixels or self.cfg.augmentation == "none":
+            return obs
+        pixels = random_shift(self.encoder.pixels_of(obs), self.cfg.augmentation_pad,
+                              self.generator)
+        return self.encoder.with_pixels(obs, pixels)
+
+    def update_critic(self, batch):
+        """One critic (and encoder) step and the Polyak step of the target critics.
+        Returns the (graph-free) encoder features of batch.obs for the actor, and metrics."""
+        features = self.encoder(self._augment(batch.obs))
+        with torch.no_grad():
+            next_features = self.encoder(self._augment(batch.next_obs))
+            target = self.critic_target_value(batch.reward, batch.discount, next_features)
+        q = self.critic(features, batch.action)                        # N x B
+        critic_loss = (q - target).pow(2).mean(dim=1).sum()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        with torch.no_grad():  # one fused call over all target tensors, no per-parameter loop
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
+        return features.detach(), {"critic_loss": critic_loss.detach(),
+                                   "q_mean": q.detach().mean(), "target_q_mean": target.mean()}
+
+    def temperature_loss(self, entropy: torch.Tensor) -> torch.Tensor:
+        """alpha * (entropy - target_entropy): its gradient in log_alpha is alpha * (entropy -
+        target), so descent lowers alpha while the policy is more random than the target."""
+        return self.alpha * (entropy - self.target_entropy)
+
+    def update_actor_and_temperature(self, features: torch.Tensor):
+        """One actor step and one temperature step on detached encoder features."""
+        mean, log_std = self.actor(features)
+        action, log_prob = sample_tanh_gaussian(mean, log_std, self.generator)
+        q = self.critic(features, action)                              # N x B
+        q_policy = q.mean(dim=0) if self.cfg.actor_q_reduction == "mean" else q.min(dim=0).values
+        actor_loss = (self.alpha.detach() * log_prob - q_policy).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        # backward(inputs=actor params): autograd prunes the critic's weight gradients, so the
+        # critic is neither charged for them nor touched, with no requires_grad toggling.
+        actor_loss.backward(inputs=self._actor_params)
+        self.actor_optimizer.step()
+
+        entropy = -log_prob.detach().mean()
+        temperature_loss = self.temperature_loss(entropy)
+        self.temperature_optimizer.zero_grad(set_to_none=True)
+        temperature_loss.backward()
+        self.temperature_optimizer.step()
+        return {"actor_loss": actor_loss.detach(), "entropy": entropy,
+                "temperature_loss": temperature_loss.detach(), "temperature": self.alpha.detach(),
+                "log_std_mean": log_std.detach().mean()}
+
+    def update(self, batch_source, step: int | None = None) -> dict[str, float]:
+        """One learner step: utd critic updates, then one actor and temperature update.
+        ``step`` (env/learner step from the loop) is unused by SAC; other learners schedule on it."""
+        utd, batch_size = self.cfg.utd, self.cfg.batch_size
+        minibatches = split_minibatches(batch_source.sample(utd * batch_size), utd, batch_size,
+                                        self.device)
+        critic_sums: dict[str, torch.Tensor] = {}
+        for minibatch in minibatches:
+            features, critic_metrics = self.update_critic(minibatch)
+            for key, value in critic_metrics.items():
+                critic_sums[key] = critic_sums[key] + value if key in critic_sums else value
+        actor_metrics = self.update_actor_and_temperature(features)
+        self.num_updates += 1
+        names = list(critic_sums) + list(actor_metrics)
+        values = [v / utd for v in critic_sums.values()] + list(actor_metrics.values())
+        return dict(zip(names, torch.stack(values).tolist()))  # one device->host copy
+
+    # -- checkpoints and probes ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder.state_dict(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "temperature_optimizer": self.temperature_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        missing = sorted(set(self.state_dict()) - set(state))
+        if missing:
+            raise KeyError(f"SAC state dict lacks {missing}: was it saved by SACAgent.state_dict()?")
+        self.encoder.load_state_dict(state["encoder"])
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        self.num_updates = int(state["num_updates"])
+
+    def probes(self) -> dict[str, nn.Module]:
+        """Named modules for plasticity hooks: every Linear/EnsembleLinear (hook its output =
+        pre-activation, DrM's dormant ratio) and every activation (post-activation, FAU) of
+        the actor and critic, plus the conv encoder when there is one."""
+        probe_types = (nn.Linear, EnsembleLinear) + tuple(ACTIVATIONS.values())
+        probes: dict[str, nn.Module] = {}
+        for prefix, module in (("actor", self.actor), ("critic", self.critic)):
+            for name, child in module.named_modules():
+                if isinstance(child, probe_types):
+                    probes[f"{prefix}.{name}"] = child
+        if self.encoder.encoder is not None:
+            probes["encoder"] = self.encoder.encoder
+        return probes
+
+
+def split_minibatches(batch, parts: int, batch_size: int, device) -> list[SimpleNamespace]:
+    """Cut a batch of parts * batch_size rows into ``parts`` minibatches on ``device``.
+
+    Minibatch k takes rows k, k + parts, k + 2 parts, ... (interleaved, not contiguous): a
+    MixedSource returns its primary rows first, so contiguous chunks would give some critic
+    updates only online data and others only demos; interleaving keeps the mixing ratio in
+    every minibatch. One reshaping copy per field.
+    """
+    rows = parts * batch_size
+    if batch.reward.dim() != 1 or batch.reward.shape[0] != rows:
+        raise ValueError(f"batch_source.sample({rows}) returned rewards of shape "
+                         f"{tuple(batch.reward.shape)}; expected ({rows},)")
+
+    def cut(value):
+        if isinstance(value, Mapping):
+            pieces = {key: cut(item) for key, item in value.items()}
+            return [{key: pieces[key][k] for key in pieces} for k in range(parts)]
+        value = value.to(device, non_blocking=True)
+        if parts == 1:
+            return [value]
+        return value.view(batch_size, parts, *value.shape[1:]).transpose(0, 1).contiguous().unbind(0)
+
+    fields = {name: cut(getattr(batch, name))
+              for name in ("obs", "action", "reward", "discount", "next_obs")}
+    return [SimpleNamespace(**{name: pieces[k] for name, pieces in fields.items()})
+            for k in range(parts)]
+
+
+def _or(value, default):
+    return default if value is None else value

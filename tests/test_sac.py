@@ -1,0 +1,471 @@
+"""SAC/RLPD agent and the shared networks: exact math on hand-set cases, invariants, a save/load
+round trip, the pixel path, and a short learning check that a broken agent fails."""
+from __future__ import annotations
+
+import copy
+import io
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from robo_rl.agents import AGENTS, SACAgent, SACConfig, make_agent, rlpd_config
+from robo_rl.agents.sac import (sample_tanh_gaussian, split_minibatches,
+                                tanh_gaussian_log_prob)
+from robo_rl.nets import MLP, EnsembleLinear, EnsembleMLP, PixelEncoder, random_shift
+
+torch.set_num_threads(1)
+
+
+def box(dim):
+    return spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+
+
+def action_box(dim):
+    return spaces.Box(-1.0, 1.0, (dim,), np.float32)
+
+
+class FakeSource:
+    """Deterministic batch source: obs drawn by ``make_obs``, reward by ``reward_fn``."""
+
+    def __init__(self, make_obs, action_dim, seed=0, reward_fn=None, discount=0.99):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.make_obs, self.action_dim = make_obs, action_dim
+        self.reward_fn, self.discount = reward_fn, discount
+
+    def sample(self, batch_size):
+        g = self.generator
+        obs, next_obs = self.make_obs(batch_size, g), self.make_obs(batch_size, g)
+        action = torch.rand(batch_size, self.action_dim, generator=g) * 2 - 1
+        reward = (self.reward_fn(action) if self.reward_fn is not None
+                  else torch.randn(batch_size, generator=g))
+        return SimpleNamespace(obs=obs, action=action, reward=reward,
+                               discount=torch.full((batch_size,), self.discount),
+                               next_obs=next_obs)
+
+
+def state_obs(dim):
+    return lambda n, g: torch.randn(n, dim, generator=g)
+
+
+def small_agent(obs_dim=3, action_dim=2, **overrides):
+    values = dict(hidden_dims=(16, 16), batch_size=8, seed=0)
+    values.update(overrides)
+    return SACAgent(SACConfig.from_dict(values), box(obs_dim), action_box(action_dim))
+
+
+# ---- networks -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_ensemble_mlp_equals_separate_mlps(layer_norm):
+    torch.manual_seed(0)
+    members, in_dim, hidden, out_dim = 3, 5, (7, 4), 2
+    ensemble = EnsembleMLP(members, in_dim, hidden, out_dim, layer_norm=layer_norm)
+    with torch.no_grad():  # non-trivial LayerNorm affine parameters
+        for p in ensemble.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    mlps = []
+    for i in range(members):
+        mlp = MLP(in_dim, hidden, out_dim, layer_norm=layer_norm)
+        linears = [m for m in mlp.net if isinstance(m, torch.nn.Linear)]
+        norms = [m for m in mlp.net if isinstance(m, torch.nn.LayerNorm)]
+        ens_linears = [m for m in ensemble.layers if isinstance(m, EnsembleLinear)]
+        ens_norms = [m for m in ensemble.layers if not isinstance(m, EnsembleLinear)
+                     and hasattr(m, "weight")]
+        with torch.no_grad():
+            for lin, ens in zip(linears, ens_linears):
+                lin.weight.copy_(ens.weight[i].T)
+                lin.bias.copy_(ens.bias[i, 0])
+            for norm, ens in zip(norms, ens_norms):
+                norm.weight.copy_(ens.weight[i, 0])
+                norm.bias.copy_(ens.bias[i, 0])
+        mlps.append(mlp)
+    shared = torch.randn(6, in_dim)
+    per_member = torch.randn(members, 6, in_dim)
+    expected_shared = torch.stack([m(shared) for m in mlps])
+    expected_per_member = torch.stack([m(x) for m, x in zip(mlps, per_member)])
+    torch.testing.assert_close(ensemble(shared), expected_shared)
+    torch.testing.assert_close(ensemble(per_member), expected_per_member)
+    subset = torch.tensor([2, 0])
+    torch.testing.assert_close(ensemble(shared, subset), expected_shared[subset])
+
+
+def test_ensemble_linear_init_distributions():
+    torch.manual_seed(0)
+    layer = EnsembleLinear(4, 64, 128)
+    bound = 1 / math.sqrt(64)
+    assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+    # U(-b, b) has std b / sqrt(3); members are drawn independently (not copies)
+    assert abs(layer.weight.std().item() - bound / math.sqrt(3)) < 0.02 * bound
+    assert not torch.equal(layer.weight[0], layer.weight[1])
+    orthogonal = EnsembleLinear(3, 64, 32, init="orthogonal")
+    for member in orthogonal.weight:  # (in x out) with out <= in: orthonormal columns
+        torch.testing.assert_close(member.T @ member, torch.eye(32), atol=1e-5, rtol=0)
+    assert torch.count_nonzero(orthogonal.bias) == 0
+    with pytest.raises(ValueError, match="weight init"):
+        EnsembleLinear(2, 3, 4, init="xavier")
+
+
+def test_random_shift_equals_replicate_pad_and_crop():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (6, 3, 10, 12), dtype=torch.uint8)
+    pad = 4
+    generator = torch.Generator().manual_seed(3)
+    shifts = torch.randint(0, 2 * pad + 1, (6, 2),
+                           generator=torch.Generator().manual_seed(3)) - pad
+    shifted = random_shift(images, pad, generator)
+    assert shifted.dtype == torch.uint8 and shifted.shape == images.shape
+    padded = F.pad(images.float(), (pad, pad, pad, pad), mode="replicate")
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        crop = padded[i, :, pad + dy:pad + dy + 10, pad + dx:pad + dx + 12]
+        assert torch.equal(shifted[i].float(), crop)
+    assert len({tuple(s) for s in shifts.tolist()}) > 1  # shifts differ per image
+
+
+def test_pixel_encoder_shape_and_scaling():
+    encoder = PixelEncoder((9, 84, 84))
+    assert encoder.repr_dim == 32 * 35 * 35  # 84 -> 41 (stride 2) -> 39 -> 37 -> 35
+    first = encoder.convnet[0]
+    assert first.stride == (2, 2) and first.kernel_size == (3, 3) and first.out_channels == 32
+    # input mapped to [-0.5, 0.5]: a mid-grey (127.5) image would be exactly 0 -> output = f(bias)
+    zeros = encoder.convnet(torch.zeros(1, 9, 84, 84)).flatten(1)
+    white = torch.full((1, 9, 84, 84), 255, dtype=torch.uint8)
+    torch.testing.assert_close(encoder(white), encoder.convnet(torch.full((1, 9, 84, 84), 0.5)).flatten(1))
+    assert zeros.shape == (1, encoder.repr_dim)
+
+
+# ---- tanh-Gaussian policy --------------------------------------------------------------------
+
+def test_tanh_gaussian_log_prob_matches_change_of_variables():
+    torch.manual_seed(0)
+    mean = torch.tensor([[0.3, -1.0, 2.0]], dtype=torch.float64)
+    log_std = torch.tensor([[-0.5, 0.2, -3.0]], dtype=torch.float64)
+    pre_tanh = torch.tensor([[0.1, -2.0, 2.1], [3.0, 8.0, -9.0], [-0.7, 0.0, 1.5]],
+                            dtype=torch.float64)
+    tanh = torch.distributions.transforms.TanhTransform(cache_size=1)
+    reference = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mean, log_std.exp()), [tanh])
+    action = tanh(pre_tanh)  # cached, so log_prob inverts exactly even where tanh(u) rounds to 1
+    expected = reference.log_prob(action).sum(-1)
+    torch.testing.assert_close(tanh_gaussian_log_prob(pre_tanh, mean, log_std), expected)
+    # float32 at |u| = 9 stays finite (the naive log(1 - tanh^2) gives -inf there)
+    assert torch.isfinite(tanh_gaussian_log_prob(pre_tanh.float(), mean.float(),
+                                                 log_std.float())).all()
+
+
+def test_tanh_gaussian_density_integrates_to_one():
+    mean, log_std = torch.tensor([[0.4]], dtype=torch.float64), torch.tensor([[-0.3]], dtype=torch.float64)
+    actions = torch.linspace(-1 + 1e-9, 1 - 1e-9, 400_001, dtype=torch.float64)
+    density = tanh_gaussian_log_prob(torch.atanh(actions)[:, None], mean, log_std).exp()
+    assert abs(torch.trapezoid(density, actions).item() - 1.0) < 1e-4
+
+
+def test_sample_log_prob_is_the_density_at_the_sample():
+    generator = torch.Generator().manual_seed(0)
+    mean, log_std = torch.randn(64, 3, dtype=torch.float64), 0.3 * torch.randn(64, 3, dtype=torch.float64) - 1
+    action, log_prob = sample_tanh_gaussian(mean, log_std, generator)
+    assert action.abs().max() < 1
+    torch.testing.assert_close(log_prob, tanh_gaussian_log_prob(torch.atanh(action), mean, log_std))
+
+
+# ---- critic target ---------------------------------------------------------------------------
+
+def set_hand_critic(critic):
+    """N=2 critics, input [s, a] (2), one hidden layer of 2 ReLU units, scalar output."""
+    q = critic.q
+    with torch.no_grad():
+        q.layers[0].weight.copy_(torch.tensor([[[1.0, -1.0], [0.5, 2.0]],
+                                               [[-0.5, 1.0], [1.0, 1.0]]]))
+        q.layers[0].bias.copy_(torch.tensor([[[0.1, 0.0]], [[0.0, -0.2]]]))
+        q.layers[2].weight.copy_(torch.tensor([[[2.0], [-1.0]], [[1.0], [0.5]]]))
+        q.layers[2].bias.copy_(torch.tensor([[[0.3]], [[-0.1]]]))
+
+
+def numpy_q(member, s, a):
+    w1 = [np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([[-0.5, 1.0], [1.0, 1.0]])][member]
+    b1 = [np.array([0.1, 0.0]), np.array([0.0, -0.2])][member]
+    w2 = [np.array([2.0, -1.0]), np.array([1.0, 0.5])][member]
+    b2 = [0.3, -0.1][member]
+    hidden = np.maximum(np.stack([s, a], -1) @ w1 + b1, 0)
+    return hidden @ w2 + b2
+
+
+@pytest.mark.parametrize("backup_entropy", [True, False])
+def test_bootstrap_target_on_hand_set_critics(backup_entropy):
+    agent = small_agent(obs_dim=1, action_dim=1, hidden_dims=(2,), init_temperature=0.5,
+                        backup_entropy=backup_entropy)
+    set_hand_critic(agent.critic_target)
+    s_next = np.array([0.5, -1.0, 2.0])
+    a_next = np.array([0.2, 0.9, -0.6])
+    log_prob = np.array([-1.2, 0.4, 0.0])
+    reward, discount = np.array([1.0, 0.0, -2.0]), np.array([0.99, 0.0, 0.9801])
+    q_min = np.minimum(numpy_q(0, s_next, a_next), numpy_q(1, s_next, a_next))
+    expected = reward + discount * (q_min - (0.5 * log_prob if backup_entropy else 0.0))
+    as_t = lambda x: torch.tensor(x, dtype=torch.float32)
+    y = agent.bootstrap_target(as_t(reward), as_t(discount), as_t(s_next)[:, None],
+                               as_t(a_next)[:, None], as_t(log_prob), members=None)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_critic_target_value_uses_policy_sample_and_subset():
+    agent = small_agent(num_critics=5, num_min_critics=3)
+    reward, discount, next_features = torch.randn(8), torch.rand(8), torch.randn(8, 3)
+    state = agent.generator.get_state()
+    y = agent.critic_target_value(reward, discount, next_features)
+    agent.generator.set_state(state)
+    with torch.no_grad():
+        next_action, next_log_prob = sample_tanh_gaussian(*agent.actor(next_features),
+                                                          agent.generator)
+        members = agent.sample_critic_subset()
+        all_q = agent.critic_target(next_features, next_action)
+        expected = reward + discount * (all_q[members].min(0).values
+                                        - agent.alpha * next_log_prob)
+    torch.testing.assert_close(y, expected)
+
+
+def test_target_is_min_over_exactly_the_sampled_subset():
+    agent = small_agent(num_critics=5, num_min_critics=2, backup_entropy=False)
+    torch.manual_seed(1)
+    next_features, next_action = torch.randn(32, 3), torch.rand(32, 2) * 2 - 1
+    reward, discount = torch.randn(32), torch.full((32,), 0.99)
+    with torch.no_grad():
+        all_q = agent.critic_target(next_features, next_action)   # 5 x B
+    seen = set()
+    for _ in range(40):
+        members = agent.sample_critic_subset()
+        assert members.shape == (2,) and members[0] != members[1]
+        seen.add(tuple(sorted(members.tolist())))
+        with torch.no_grad():
+            y = agent.bootstrap_target(reward, discount, next_features, next_action,
+                                       torch.zeros(32), members)
+        i, j = members.tolist()
+        manual = reward + discount * torch.minimum(all_q[i], all_q[j])
+        torch.testing.assert_close(y, manual)
+        # min over a strict subset is >= the min over all members, and differs somewhere
+        assert (y >= reward + discount * all_q.min(0).values - 1e-6).all()
+    assert len(seen) > 5  # subsets are drawn at random, not fixed
+
+    plain = small_agent(num_critics=2, num_min_critics=2, backup_entropy=False)
+    assert plain.sample_critic_subset() is None
+    with torch.no_grad():
+        q = plain.critic_target(next_features, next_action)
+        y = plain.bootstrap_target(reward, discount, next_features, next_action,
+                                   torch.zeros(32), None)
+    torch.testing.assert_close(y, reward + discount * torch.minimum(q[0], q[1]))
+
+
+# ---- temperature -----------------------------------------------------------------------------
+
+def test_temperature_loss_gradient_on_hand_case():
+    agent = small_agent(action_dim=2, init_temperature=0.5, target_entropy_scale=-1.0)
+    assert agent.target_entropy == -2.0
+    entropy = torch.tensor(1.0)  # above the target of -2: alpha must decrease
+    loss = agent.temperature_loss(entropy)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.5 * 3.0)
+    assert agent.log_alpha.grad.item() == pytest.approx(0.5 * 3.0)  # d/dlog_alpha = alpha*(H-T)
+    agent.log_alpha.grad = None
+    agent.temperature_loss(torch.tensor(-5.0)).backward()  # below the target: alpha increases
+    assert agent.log_alpha.grad.item() == pytest.approx(0.5 * -3.0)
+
+    # through a real update the temperature moves the way the entropy gap says
+    source = FakeSource(state_obs(3), 2)
+    metrics = agent.update(source, 0)
+    went_down = metrics["temperature"] < 0.5
+    assert went_down == (metrics["entropy"] > agent.target_entropy)
+
+
+# ---- update mechanics ------------------------------------------------------------------------
+
+def test_update_steps_critic_utd_times_and_actor_once():
+    agent = small_agent(utd=3)
+    source = FakeSource(state_obs(3), 2)
+    sizes = []
+    original_sample = source.sample
+    source.sample = lambda n: sizes.append(n) or original_sample(n)
+    metrics = agent.update(source, 0)
+    assert sizes == [3 * 8]  # one sample call for all utd minibatches
+    assert agent.critic_optimizer.state[agent._critic_params[0]]["step"].item() == 3
+    assert agent.actor_optimizer.state[agent._actor_params[0]]["step"].item() == 1
+    assert set(metrics) >= {"critic_loss", "actor_loss", "temperature", "entropy", "q_mean"}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    # target critics moved by exactly 3 Polyak steps toward the changing online critics
+    assert not torch.equal(agent.critic_target.q.layers[0].weight, agent.critic.q.layers[0].weight)
+
+
+def test_utd_minibatches_keep_the_mixing_ratio():
+    """A MixedSource returns primary rows first; every minibatch must still be half/half."""
+    utd, batch_size = 4, 6
+    rows = utd * batch_size
+    from_secondary = (torch.arange(rows) >= rows // 2).float()
+    batch = SimpleNamespace(obs={"state": torch.arange(rows).float()[:, None]},
+                            action=torch.zeros(rows, 2), reward=from_secondary,
+                            discount=torch.ones(rows), next_obs={"state": torch.zeros(rows, 1)})
+    minibatches = split_minibatches(batch, utd, batch_size, "cpu")
+    assert len(minibatches) == utd
+    seen = []
+    for minibatch in minibatches:
+        assert minibatch.reward.shape == (batch_size,) and minibatch.action.shape == (batch_size, 2)
+        assert minibatch.reward.sum().item() == batch_size / 2
+        # obs rows travel with their rewards
+        torch.testing.assert_close((minibatch.obs["state"][:, 0] >= rows // 2).float(),
+                                   minibatch.reward)
+        seen += minibatch.obs["state"][:, 0].tolist()
+    assert sorted(seen) == list(range(rows))  # every row used exactly once
+    with pytest.raises(ValueError, match="expected"):
+        split_minibatches(batch, utd, batch_size + 1, "cpu")
+
+
+def test_actor_step_leaves_critic_untouched():
+    agent = small_agent()
+    batch = FakeSource(state_obs(3), 2).sample(8)
+    features, _ = agent.update_critic(batch)
+    critic_before = [p.detach().clone() for p in agent._critic_params]
+    grads_before = [p.grad.clone() for p in agent._critic_params]
+    actor_before = [p.detach().clone() for p in agent._actor_params]
+    agent.update_actor_and_temperature(features)
+    for p, before, grad in zip(agent._critic_params, critic_before, grads_before):
+        assert torch.equal(p, before) and torch.equal(p.grad, grad)
+    assert any(not torch.equal(p, b) for p, b in zip(agent._actor_params, actor_before))
+
+
+def test_polyak_update_is_lerp_by_tau():
+    agent = small_agent(tau=0.25)
+    with torch.no_grad():
+        for p in agent._critic_params:
+            p.add_(1.0)
+    target_before = [p.clone() for p in agent._target_params]
+    online_before = [p.detach().clone() for p in agent._critic_params]
+    agent.critic_optimizer.param_groups[0]["lr"] = 0.0  # online critic stays put
+    agent.update_critic(FakeSource(state_obs(3), 2).sample(8))
+    for p, t0, o in zip(agent._target_params, target_before, online_before):
+        torch.testing.assert_close(p, 0.75 * t0 + 0.25 * o)
+
+
+# ---- checkpoints -----------------------------------------------------------------------------
+
+def test_save_load_restores_actions_optimizers_and_rng():
+    agent = small_agent(num_critics=4, num_min_critics=2)
+    source = FakeSource(state_obs(3), 2, seed=1)
+    for step in range(5):
+        agent.update(source, step)
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    obs = np.array([[0.1, -0.2, 0.3], [1.0, 0.0, -1.0]], dtype=np.float32)
+    expected_actions = [agent.act(obs), agent.act(obs[0]), agent.act(obs, eval_mode=True)]
+    expected_metrics = agent.update(FakeSource(state_obs(3), 2, seed=7), 5)
+
+    other = small_agent(num_critics=4, num_min_critics=2, seed=123)
+    assert not np.allclose(other.act(obs, eval_mode=True), expected_actions[2])
+    buffer.seek(0)
+    other.load_state_dict(torch.load(buffer, weights_only=False))
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)
+    restored = other.state_dict()
+    for key in ("actor_optimizer", "critic_optimizer", "temperature_optimizer"):
+        for param_id, state in saved[key]["state"].items():
+            for name, value in state.items():
+                torch.testing.assert_close(restored[key]["state"][param_id][name], value)
+    assert other.num_updates == 5
+    actions = [other.act(obs), other.act(obs[0]), other.act(obs, eval_mode=True)]
+    for got, want in zip(actions, expected_actions):
+        np.testing.assert_array_equal(got, want)
+    assert other.update(FakeSource(state_obs(3), 2, seed=7), 5) == expected_metrics
+
+
+# ---- pixels ----------------------------------------------------------------------------------
+
+def pixel_obs(channels, size):
+    return lambda n, g: torch.randint(0, 256, (n, channels, size, size), generator=g,
+                                      dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_pixel_update_trains_encoder_by_critic_only(with_state):
+    pixels = spaces.Box(0, 255, (6, 16, 16), np.uint8)
+    obs_space = spaces.Dict({"pixels": pixels, "state": box(4)}) if with_state else pixels
+    cfg = SACConfig.from_dict(dict(hidden_dims=(16,), batch_size=4, seed=0,
+                                   encoder={"feature_dim": 8}))
+    agent = SACAgent(cfg, obs_space, action_box(2))
+    make_pixels = pixel_obs(6, 16)
+    make_obs = ((lambda n, g: {"pixels": make_pixels(n, g), "state": torch.randn(n, 4, generator=g)})
+                if with_state else make_pixels)
+    source = FakeSource(make_obs, 2)
+    encoder_params = list(agent.encoder.parameters())
+
+    before = [p.detach().clone() for p in encoder_params]
+    features, _ = agent.update_critic(source.sample(4))
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder_params)
+    assert all(not torch.equal(p, b) for p, b in zip(encoder_params, before))  # critic trains it
+
+    after_critic = [p.detach().clone() for p in encoder_params]
+    grads_after_critic = [p.grad.clone() for p in encoder_params]
+    assert not features.requires_grad  # the actor gets detached features
+    agent.update_actor_and_temperature(features)
+    for p, b, g in zip(encoder_params, after_critic, grads_after_critic):
+        assert torch.equal(p, b) and torch.equal(p.grad, g)  # actor loss never reaches it
+
+    metrics = agent.update(source, 1)
+    assert all(math.isfinite(v) for v in metrics.values())
+    obs = source.sample(1).obs
+    single = ({k: v[0].numpy() for k, v in obs.items()} if with_state else obs[0].numpy())
+    action = agent.act(single)
+    assert action.shape == (2,) and action.dtype == np.float32 and np.abs(action).max() <= 1
+    assert "encoder" in agent.probes()
+
+
+# ---- configuration and registry --------------------------------------------------------------
+
+def test_make_agent_registry_presets_and_errors():
+    assert {"sac", "rlpd"} <= set(AGENTS)
+    agent = make_agent({"name": "rlpd", "hidden_dims": [32, 32], "seed": 0}, box(3), action_box(2), "cpu")
+    cfg = agent.cfg
+    assert (cfg.num_critics, cfg.num_min_critics, cfg.critic_layer_norm, cfg.backup_entropy,
+            cfg.target_entropy_scale, cfg.actor_q_reduction) == (10, 2, True, False, -0.5, "mean")
+    assert agent.critic.q.layers[0].weight.shape == (10, 5, 32)
+    assert agent.target_entropy == -1.0
+    assert rlpd_config(utd=20).utd == 20
+    probes = agent.probes()
+    assert any(isinstance(m, EnsembleLinear) for m in probes.values())
+    assert any(name.startswith("actor.") and isinstance(m, torch.nn.Linear)
+               for name, m in probes.items())
+    with pytest.raises(ValueError, match="unknown SAC config keys"):
+        make_agent({"name": "sac", "learning_rate": 1.0}, box(3), action_box(2))
+    with pytest.raises(ValueError, match="unknown agent name"):
+        make_agent({"name": "ppo"}, box(3), action_box(2))
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        make_agent({"name": "sac"}, box(3), spaces.Box(-2, 2, (2,), np.float32))
+    with pytest.raises(ValueError, match="num_min_critics"):
+        make_agent({"name": "sac", "num_critics": 2, "num_min_critics": 3}, box(3), action_box(2))
+    with pytest.raises(ValueError, match="does not match"):
+        small_agent().act(np.zeros(4, np.float32))
+
+
+# ---- learning check --------------------------------------------------------------------------
+
+TARGET_ACTION = torch.tensor([0.5, -0.3])
+BANDIT_UPDATES = 1000
+
+
+def bandit_eval_error(**overrides):
+    """One-step bandit, reward = -||a - a*||^2, discount 0: SAC's eval action must reach a*."""
+    torch.manual_seed(0)
+    # a low initial temperature: the entropy bonus would otherwise pull the mean toward 0
+    values = dict(hidden_dims=(64, 64), batch_size=128, lr=1e-3, init_temperature=0.1, seed=0)
+    values.update(overrides)
+    agent = SACAgent(SACConfig.from_dict(values), box(2), action_box(2))
+    reward = lambda action: -(action - TARGET_ACTION).pow(2).sum(-1)
+    source = FakeSource(state_obs(2), 2, reward_fn=reward, discount=0.0)
+    for step in range(BANDIT_UPDATES):
+        agent.update(source, step)
+    obs = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    return np.abs(agent.act(obs, eval_mode=True) - TARGET_ACTION.numpy()).max()
+
+
+def test_sac_learns_bandit_and_broken_actor_does_not():
+    assert bandit_eval_error() < 0.1
+    assert bandit_eval_error(actor_lr=0.0) > 0.3
