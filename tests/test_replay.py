@@ -364,7 +364,7 @@ KILL_STACK = 2
 
 
 def deterministic_stream(buffer: ReplayBuffer):
-    """Episodes of 7 steps (terminated, then truncated, alternately); every value is a function
+    """Episodes of 6 steps (terminated, then truncated, alternately); every value is a function
     of the slot index. Yields the number of slots written after each write."""
     episode = 0
     while True:
@@ -372,12 +372,12 @@ def deterministic_stream(buffer: ReplayBuffer):
         slot = buffer.num_slots_written
         buffer.reset({"pixels": np.concatenate(frames), "state": np.array([slot, -slot], np.float32)})
         yield buffer.num_slots_written
-        for t in range(7):
+        for t in range(6):
             slot = buffer.num_slots_written
             frames = frames[1:] + [np.full(FRAME_SHAPE, slot % 251, np.uint8)]
             buffer.add(np.array([np.sin(slot), np.cos(slot)], np.float32), 0.1 * slot,
                        {"pixels": np.concatenate(frames), "state": np.array([slot, -slot], np.float32)},
-                       terminated=t == 6 and episode % 2 == 0, truncated=t == 6 and episode % 2 == 1)
+                       terminated=t == 5 and episode % 2 == 0, truncated=t == 5 and episode % 2 == 1)
             yield buffer.num_slots_written
         episode += 1
 
@@ -389,9 +389,22 @@ def make_kill_buffer(directory=None) -> ReplayBuffer:
 
 WRITER = textwrap.dedent("""
     import sys, time
+    import numpy as np
     sys.path.insert(0, {tests!r})
     import test_replay
     buffer = test_replay.make_kill_buffer({directory!r})
+    real_savez, chunk_writes = np.savez, []
+
+    def savez_stalling_halfway(handle, **arrays):
+        real_savez(handle, **arrays)
+        chunk_writes.append(1)
+        if len(chunk_writes) == {stall_on_chunk_write}:
+            handle.truncate(handle.tell() // 2)  # half a file reached the disk ...
+            handle.flush()
+            print("stalled", buffer.num_slots_written, flush=True)
+            time.sleep(600)  # ... when the kill comes
+
+    np.savez = savez_stalling_halfway
     for written in test_replay.deterministic_stream(buffer):
         if {stop} and written == {stop}:
             print("stopped", written, flush=True)
@@ -401,14 +414,17 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def kill_writer_after(directory: Path, stop: int, wait_for: int) -> int:
-    """Run the writer in a child, SIGKILL it once it reported ``wait_for`` slots; returns that count."""
-    code = WRITER.format(tests=str(Path(__file__).parent), directory=str(directory), stop=stop)
+def kill_writer_after(directory: Path, stop: int, wait_for: int, stall_on_chunk_write: int = 0) -> int:
+    """Run the writer in a child; SIGKILL it once it reports ``wait_for`` slots written (or that it
+    stalled in a chunk write). Returns the last reported count."""
+    code = WRITER.format(tests=str(Path(__file__).parent), directory=str(directory), stop=stop,
+                         stall_on_chunk_write=stall_on_chunk_write)
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         for line in child.stdout:
-            reported = int(line.split()[1])
-            if reported >= wait_for:
+            event, count = line.split()
+            reported = int(count)
+            if reported >= wait_for or event == "stalled":
                 break
         else:
             raise AssertionError(f"writer exited early with code {child.wait()}")
@@ -436,13 +452,22 @@ def assert_exact_prefix(restored: ReplayBuffer) -> None:
 
 
 def test_killed_writer_loses_at_most_the_chunk_being_filled(tmp_path):
-    # Killed while idle mid-chunk: chunk c is on disk once slot (c+1)*CHUNK exists.
+    # Killed while idle mid-chunk: chunk c is on disk once the first slot of chunk c+1 is written.
     stop = 5 * CHUNK + 9
     kill_writer_after(tmp_path / "idle", stop=stop, wait_for=stop)
     restored = ReplayBuffer.load(tmp_path / "idle")
     assert restored.num_slots_written == 5 * CHUNK
     assert_exact_prefix(restored)
     assert len(restored) > 0 and restored.sample(8).reward.shape == (8,)
+
+    # Killed halfway through writing chunk 3 (its slots are all in memory): exactly that chunk is
+    # lost; the half-written temporary file is ignored and left in place.
+    reported = kill_writer_after(tmp_path / "in_write", stop=0, wait_for=10**9, stall_on_chunk_write=4)
+    assert reported == 4 * CHUNK
+    restored = ReplayBuffer.load(tmp_path / "in_write")
+    assert restored.num_slots_written == 3 * CHUNK
+    assert (tmp_path / "in_write" / "chunk_00000003.npz.tmp").exists()
+    assert_exact_prefix(restored)
 
     # Killed at full speed, possibly inside a chunk write: the reload sees only whole chunks.
     reported = kill_writer_after(tmp_path / "busy", stop=0, wait_for=400)

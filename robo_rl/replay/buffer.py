@@ -284,7 +284,12 @@ class ReplayBuffer:
         self._terminated[current] = bool(terminated)
         self._truncated[current] = bool(truncated)
         self._has_action[current] = True
-        self._write_slot(values, episode_start)
+        try:
+            self._write_slot(values, episode_start)
+        except BaseException:
+            # A failed chunk write (disk full, ...) leaves the step unrecorded, as it found it.
+            self._clear_step(current)
+            raise
 
         # Windows that have just closed: the one starting n-1 steps back, or all that reach
         # the episode end.
@@ -487,25 +492,29 @@ class ReplayBuffer:
                     f"expects naive stacking of {field.stack} frames, oldest first (check frame_stack)"
                 )
 
+    def _clear_step(self, position: int) -> None:
+        self._action[position] = 0
+        self._reward[position] = 0.0
+        self._terminated[position] = False
+        self._truncated[position] = False
+        self._has_action[position] = False
+
     def _write_slot(self, values: dict[str, np.ndarray], episode_start: int) -> None:
         slot = self._write_count
+        # Chunk c is final once its last slot's step is known, i.e. now that the first slot of
+        # chunk c+1 is about to be written. Writing it before touching the ring means a failed
+        # write changes nothing, and a kill during it loses exactly that one chunk.
+        if self.directory is not None and slot % self.chunk_size == 0 and slot > 0:
+            self._write_chunk(slot // self.chunk_size - 1, end=slot)
         position = slot % self.capacity
         if slot >= self.capacity:
             self._invalidate_overwritten(slot - self.capacity)
         for key, field in self._fields.items():
             # Only the newest frame of a stack (its last channels) is stored.
             self._obs[key][position] = values[key][-field.frame_shape[0]:] if field.stack > 1 else values[key]
-        self._action[position] = 0
-        self._reward[position] = 0.0
-        self._terminated[position] = False
-        self._truncated[position] = False
-        self._has_action[position] = False
+        self._clear_step(position)
         self._episode_start[position] = episode_start
         self._write_count = slot + 1
-        # Chunk c is final once the first slot of chunk c+1 exists (that write set the action
-        # of c's last slot).
-        if self.directory is not None and slot % self.chunk_size == 0 and slot > 0:
-            self._write_chunk(slot // self.chunk_size - 1, end=slot)
 
     def _invalidate_overwritten(self, lost_slot: int) -> None:
         """Drop transitions that read ``lost_slot``: itself, and later ones of its episode whose
