@@ -46,6 +46,7 @@ ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
 HOME_QPOS = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
 OBS_TYPES = ("state", "pixels", "pixels_state")
 REWARD_TYPES = ("dense", "sparse")
+CAMERAS = ("front", "wrist")
 GRAVITY = 9.81  # only used to report the tool's own weight; the model's gravity is the same
 
 
@@ -100,6 +101,8 @@ class ArmTask(gym.Env):
             raise ValueError(f"1/control_hz ({1 / config.control_hz} s) must be a whole number of "
                              f"physics_dt ({config.physics_dt} s); e.g. control_hz=10, "
                              "physics_dt=0.002 gives 50 ticks per policy step")
+        if config.camera not in CAMERAS:
+            raise ValueError(f"camera={config.camera!r} is not one of {CAMERAS}")
         if config.gripper_action and self.TOOL != "gripper":
             raise ValueError(f"gripper_action=True needs a gripper, but {type(self).__name__} "
                              f"uses the {self.TOOL!r} tool; set gripper_action=False")
@@ -408,6 +411,8 @@ class ArmTask(gym.Env):
         """uint8 image (3, H, W) from `camera` ("front" or "wrist")."""
         size = size or self.config.image_size
         camera = camera or self.config.camera
+        if camera not in CAMERAS:
+            raise ValueError(f"camera={camera!r} is not one of {CAMERAS}")
         name = "tool/wrist" if camera == "wrist" else camera
         if self._renderer is None or self._renderer.height != size:
             if self._renderer is not None:

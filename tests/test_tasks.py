@@ -156,6 +156,8 @@ def test_unknown_task_and_option_errors():
         make_task("reach", reward_typ="sparse")
     with pytest.raises(ValueError, match="reward_type"):
         make_task("reach", reward_type="shaped")
+    with pytest.raises(ValueError, match="camera"):
+        make_task("reach", obs_type="pixels", camera="top")
 
 
 # --------------------------------------------------------------------------- physics checks
