@@ -47,7 +47,6 @@ HOME_QPOS = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
 OBS_TYPES = ("state", "pixels", "pixels_state")
 REWARD_TYPES = ("dense", "sparse")
 CAMERAS = ("front", "wrist")
-GRAVITY = 9.81  # only used to report the tool's own weight; the model's gravity is the same
 
 
 @dataclass
@@ -370,7 +369,7 @@ class ArmTask(gym.Env):
         raw = np.concatenate([d.sensordata[self.ft_force_adr:self.ft_force_adr + 3],
                               d.sensordata[self.ft_torque_adr:self.ft_torque_adr + 3]])
         rot = d.site_xmat[self.ft_site].reshape(3, 3)
-        support = np.array([0.0, 0.0, self.tool_mass * GRAVITY])  # world force holding the tool
+        support = -self.tool_mass * self.model.opt.gravity  # world force holding the tool up
         lever = d.subtree_com[self.tool_body] - d.site_xpos[self.ft_site]
         raw[:3] -= rot.T @ support
         raw[3:] -= rot.T @ np.cross(lever, support)
