@@ -230,6 +230,8 @@ def test_inconsistent_frame_stack_is_rejected():
     stack = 3
     buffer = ReplayBuffer(pixel_space(stack), ACTION_SPACE, capacity=50, frame_stack=stack)
     frame = np.zeros(FRAME_SHAPE, np.uint8)
+    with pytest.raises(ValueError, match="dtype float32"):
+        buffer.reset(np.zeros(pixel_space(stack).shape, np.float32))
     with pytest.raises(ValueError, match="first frame repeated"):
         buffer.reset(np.concatenate([frame, frame, frame + 1]))
     buffer.reset(np.concatenate([frame] * 3))

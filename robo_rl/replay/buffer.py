@@ -470,8 +470,9 @@ class ReplayBuffer:
             value = np.asarray(items[key])
             if value.shape != field.shape:
                 raise ValueError(f"{labels[key]} has shape {value.shape}, expected {field.shape}")
-            if np.issubdtype(field.dtype, np.integer) and not np.issubdtype(value.dtype, np.integer):
-                raise ValueError(f"{labels[key]} has dtype {value.dtype}; pass {field.dtype} (no lossy cast)")
+            if np.issubdtype(field.dtype, np.integer) and value.dtype != field.dtype:
+                # Pixels: a float or wider int array would be cast (and wrap) silently.
+                raise ValueError(f"{labels[key]} has dtype {value.dtype}; pass {field.dtype} as the space says")
             if np.issubdtype(value.dtype, np.inexact) and not np.all(np.isfinite(value)):
                 raise ValueError(f"{labels[key]} contains NaN/inf")
             values[key] = value
@@ -619,13 +620,13 @@ class ReplayBuffer:
         return out[_BOX_KEY] if isinstance(self.observation_space, spaces.Box) else out
 
     def _to_device(self, store: np.ndarray, index: np.ndarray) -> torch.Tensor:
-        """``store[index]`` as a tensor on the device, copied once (into pinned memory for CUDA)."""
-        if not self._pin_memory:
-            return torch.from_numpy(store[index])
-        pinned = torch.empty(index.shape + store.shape[1:], dtype=torch.from_numpy(store[:0]).dtype,
-                             pin_memory=True)
-        np.take(store, index, axis=0, out=pinned.numpy())
-        return pinned.to(self.device, non_blocking=True)
+        """``store[index]`` as a tensor on the device: gathered straight into a (for CUDA pinned)
+        host tensor, then one asynchronous copy to the GPU (none on CPU)."""
+        host = torch.empty(index.shape + store.shape[1:], dtype=torch.from_numpy(store[:0]).dtype,
+                           pin_memory=self._pin_memory)
+        # mode="clip" (indices are always in range) lets np.take write into `out` unbuffered.
+        np.take(store, index, axis=0, out=host.numpy(), mode="clip")
+        return host.to(self.device, non_blocking=self._pin_memory)
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device)

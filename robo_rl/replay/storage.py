@@ -11,6 +11,11 @@ Each chunk is an uncompressed ``.npz`` with one array per slot field (see ``Repl
 Every file is written atomically: to a temporary file in the same directory, flushed and
 fsynced, then ``os.replace``d onto its final name, so a reader only ever sees a whole old
 file or a whole new file. Nothing here ever deletes a file.
+
+Reload policy: a chunk that cannot be read, or whose arrays do not match the metadata, raises
+``ReplayDataError`` naming the file; nothing is skipped silently. A ``chunk_*.npz.tmp`` left by
+a process killed mid-write is ignored (it is replaced when that chunk is written again). One
+writer per directory: two processes appending to the same directory is not supported.
 """
 
 from __future__ import annotations
