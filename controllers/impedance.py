@@ -121,7 +121,10 @@ class ImpedanceParams:
         if self.filter_alpha > 1.0:
             raise ValueError(f"ImpedanceParams.filter_alpha={self.filter_alpha} must be in (0, 1] "
                              "(1 disables the reference filter)")
-        for name in ("damping_ratio", "nullspace_stiffness", "pinv_damping"):
+        if not (math.isfinite(self.pinv_damping) and self.pinv_damping > 0.0):
+            raise ValueError(f"ImpedanceParams.pinv_damping={self.pinv_damping} must be finite "
+                             "and > 0: it keeps J J^T + lambda^2 I invertible at singularities")
+        for name in ("damping_ratio", "nullspace_stiffness"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"ImpedanceParams.{name}={value} must be finite and >= 0")
@@ -179,6 +182,7 @@ class CartesianImpedanceController:
         self.n_joints = n = int(n_joints)
         self._torque_limit = _per_joint(params.torque_limit, n, "torque_limit")
         self._torque_rate = _per_joint(params.max_torque_rate, n, "max_torque_rate")
+        self._torque_limit_list = self._torque_limit.tolist()
         if params.nullspace_posture is not None and len(params.nullspace_posture) != n:
             raise ValueError(f"ImpedanceParams.nullspace_posture has {len(params.nullspace_posture)}"
                              f" entries, expected n_joints={n}")
@@ -207,7 +211,7 @@ class CartesianImpedanceController:
         self._stiffness = list(self._k_nominal)
         self._target_stiffness = list(self._k_nominal)
         self._integral = [0.0] * 6
-        self._tau = np.zeros(self.n_joints)
+        self._tau_list = [0.0] * self.n_joints   # last commanded torque
         posture = (nullspace_posture if nullspace_posture is not None
                    else self.params.nullspace_posture if self.params.nullspace_posture is not None
                    else state.q)
@@ -241,7 +245,7 @@ class CartesianImpedanceController:
     @property
     def torque(self) -> np.ndarray:
         """Last commanded torque."""
-        return self._tau.copy()
+        return np.array(self._tau_list)
 
     def storage(self, ee_pos: Sequence[float], ee_quat: Sequence[float]) -> float:
         """Spring storage V(x; r) at the given pose for the current reference r."""
@@ -282,7 +286,7 @@ class CartesianImpedanceController:
 
         # --- filtered reference candidate: r_k = r_{k-1} + a (target - r_{k-1})
         if dt != self._dt_cache[0]:
-            self._dt_cache = (dt, self.params.filter_gain(dt), self._torque_rate * dt)
+            self._dt_cache = (dt, self.params.filter_gain(dt), (self._torque_rate * dt).tolist())
         _, a, torque_step = self._dt_cache
         ref_pos, ref_quat, ref_k = self._ref_pos, self._ref_quat, self._stiffness
         cand_pos = [r + a * (t - r) for r, t in zip(ref_pos, self._target_pos)]
@@ -330,40 +334,47 @@ class CartesianImpedanceController:
             wrench = [w - ki * i for w, ki, i in zip(wrench, self._k_int, integral)]
         force = np.array(wrench)
 
-        # --- joint torques
+        # --- joint torques: tau = J^T F + (I - J^T J^T+) tau0 + coriolis
         jac = state.jacobian
         jac_t = jac.T
-        tau = np.dot(jac_t, force)
         if self._k_ns > 0.0:
-            # (I - J^T J^T+) tau0 = tau0 - J^T (J J^T + lambda^2 I)^-1 J tau0: one 6x6 solve
-            tau0 = self._k_ns * (self._q_ns - state.q)
+            tau0 = self._q_ns - state.q
+            tau0 *= self._k_ns
             tau0 -= self._d_ns * state.qd
+            # J^T+ tau0 = (J J^T + lambda^2 I)^-1 J tau0: one 6x6 solve, no 7x7 pseudo-inverse;
+            # then J^T F + tau0 - J^T (J^T+ tau0) = J^T (F - J^T+ tau0) + tau0
             gram = np.dot(jac, jac_t)
             gram += self._damping_eye
+            try:
+                weights = np.linalg.solve(gram, np.dot(jac, tau0))
+            except np.linalg.LinAlgError:  # only reachable with absurd (~1e150) Jacobian entries
+                return self._hold_torque("J J^T + lambda^2 I not invertible (Jacobian entries "
+                                         "absurdly large?); raise ImpedanceParams.pinv_damping")
+            tau = np.dot(jac_t, force - weights)
             tau += tau0
-            tau -= np.dot(jac_t, np.linalg.solve(gram, np.dot(jac, tau0)))
+        else:
+            tau = np.dot(jac_t, force)
         if state.coriolis is not None:
             tau += state.coriolis
-        # rate limit, then absolute limit (keeps the rate bound when tau_prev is in the limits)
-        tau -= self._tau
-        np.minimum(tau, torque_step, out=tau)
-        np.maximum(tau, -torque_step, out=tau)
-        tau += self._tau
-        np.minimum(tau, self._torque_limit, out=tau)
-        np.maximum(tau, -self._torque_limit, out=tau)
-        if not math.isfinite(float(np.dot(tau, tau))):
+        desired = tau.tolist()
+        if not math.isfinite(sum(desired)):
             return self._hold_torque("state not finite (q, qd, jacobian or coriolis has NaN/inf)")
+        # rate limit around the last command, then the absolute limit; the second clip keeps the
+        # rate bound because the last command lies within the limits. Seven Python floats are
+        # cheaper here than six numpy calls.
+        torque = [min(max(min(max(t, p - s), p + s), -lim), lim) for t, p, s, lim in
+                  zip(desired, self._tau_list, torque_step, self._torque_limit_list)]
 
         # --- commit
         self._ref_pos, self._ref_quat, self._stiffness = cand_pos, cand_quat, cand_k
         self._integral = integral
-        self._tau = tau
+        self._tau_list = torque
         info = {"force": force, "clipped_error": np.array(clipped),
                 "power_nonpassive": energy / dt, "energy_nonpassive": energy,
                 "power_nonpassive_requested": energy_requested / dt,
                 "power_dissipated": power_dissipated, "passivity_scale": gamma,
                 "rejected": rejected}
-        return tau.copy(), info
+        return np.array(torque), info
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -416,7 +427,7 @@ class CartesianImpedanceController:
         info = {"force": zero6, "clipped_error": zero6.copy(), "power_nonpassive": 0.0,
                 "energy_nonpassive": 0.0, "power_nonpassive_requested": 0.0,
                 "power_dissipated": 0.0, "passivity_scale": 0.0, "rejected": reason}
-        return self._tau.copy(), info
+        return np.array(self._tau_list), info
 
 
 def _unit_or_identity(q) -> tuple[float, float, float, float]:

@@ -303,6 +303,33 @@ def _adversarial_commands(rng, params, ticks, hold):
         yield pos, quat, stiffness
 
 
+def batch_storage(pos, quat, ref_pos, ref_quat, stiffness, clip=(0.01,) * 3 + (0.05,) * 3):
+    """Vectorised, independent re-implementation of V(x; r) over rows of (N, .) arrays."""
+    w, v = quat[:, :1], quat[:, 1:]
+    rw, rv = ref_quat[:, :1], ref_quat[:, 1:]
+    err_w = w * rw + np.sum(v * rv, axis=1, keepdims=True)          # q * conj(r)
+    err_v = rw * v - w * rv - np.cross(v, rv)
+    err_v = np.where(err_w < 0, -err_v, err_v)
+    sin_half = np.linalg.norm(err_v, axis=1, keepdims=True)
+    angle = 2.0 * np.arctan2(sin_half, np.abs(err_w))
+    factor = np.divide(angle, sin_half, out=np.full_like(angle, 2.0), where=sin_half > 0)
+    error = np.abs(np.concatenate([pos - ref_pos, factor * err_v], axis=1))
+    clip = np.asarray(clip)
+    return np.sum(stiffness * np.where(error <= clip, 0.5 * error ** 2,
+                                       clip * (error - 0.5 * clip)), axis=1)
+
+
+def test_batch_storage_matches_scalar_reference():
+    rng = np.random.default_rng(5)
+    pos, ref_pos = rng.normal(0, 0.02, (50, 3)), rng.normal(0, 0.02, (50, 3))
+    quat = np.array([rotvec_to_quat(r) for r in rng.normal(0, 0.3, (50, 3))])
+    ref_quat = -np.array([rotvec_to_quat(r) for r in rng.normal(0, 0.3, (50, 3))])
+    k = rng.uniform(100, 4000, (50, 6))
+    expected = [storage(*row) for row in zip(pos, quat, ref_pos, ref_quat, k)]
+    np.testing.assert_allclose(batch_storage(pos, quat, ref_pos, ref_quat, k), expected,
+                               rtol=1e-12)
+
+
 def test_passivity_filter_bounds_injected_energy_over_full_controller_ticks():
     ticks = 100_000
     params = free_body_params(filter_alpha=0.2)
@@ -311,27 +338,35 @@ def test_passivity_filter_bounds_injected_energy_over_full_controller_ticks():
     ctrl, tank = pf.controller, pf.tank
     body = FreeBody()
     pf.reset(body.state())
-    injected = injected_positive = 0.0
-    lowest, scaled = math.inf, 0
-    ref = (ctrl.reference_pos, ctrl.reference_quat, ctrl.stiffness)
+    log = {key: [] for key in ("pos", "quat", "ref_pos", "ref_quat", "k", "reported", "scale",
+                               "energy", "refilled", "returned")}
+    log["ref_pos"].append(ctrl.reference_pos)
+    log["ref_quat"].append(ctrl.reference_quat)
+    log["k"].append(ctrl.stiffness)
     for pos, quat, stiffness in _adversarial_commands(np.random.default_rng(3), params, ticks, 50):
         state = body.state()
         tau, info = pf.step(state, pos, quat, stiffness)
-        new_ref = (ctrl.reference_pos, ctrl.reference_quat, ctrl.stiffness)
-        jump = (storage(state.ee_pos, state.ee_quat, *new_ref)
-                - storage(state.ee_pos, state.ee_quat, *ref))
-        ref = new_ref
-        injected += jump
-        injected_positive += max(jump, 0.0)
-        assert jump == pytest.approx(info["energy_nonpassive"], abs=1e-12)
-        bound = tank_params.initial_energy - tank_params.min_energy + tank.total_refilled
-        assert injected <= bound + 1e-9
-        assert injected_positive <= bound + tank.total_returned + 1e-9
-        assert tank.energy >= tank_params.min_energy
-        lowest = min(lowest, tank.energy)
-        scaled += info["passivity_scale"] < 1.0
+        for key, value in (("pos", state.ee_pos), ("quat", state.ee_quat),
+                           ("ref_pos", ctrl.reference_pos), ("ref_quat", ctrl.reference_quat),
+                           ("k", ctrl.stiffness), ("reported", info["energy_nonpassive"]),
+                           ("scale", info["passivity_scale"]), ("energy", tank.energy),
+                           ("refilled", tank.total_refilled), ("returned", tank.total_returned)):
+            log[key].append(value)
         body.step(tau)
-    assert lowest < tank_params.min_energy + 1e-3 and scaled > 100   # the filter had to act
+    log = {key: np.array(value) for key, value in log.items()}
+    # storage jump of each tick's reference update at the pose of that tick, recomputed here
+    jump = (batch_storage(log["pos"], log["quat"], log["ref_pos"][1:], log["ref_quat"][1:],
+                          log["k"][1:])
+            - batch_storage(log["pos"], log["quat"], log["ref_pos"][:-1], log["ref_quat"][:-1],
+                            log["k"][:-1]))
+    np.testing.assert_allclose(jump, log["reported"], atol=1e-12)
+    bound = tank_params.initial_energy - tank_params.min_energy + log["refilled"]
+    assert np.all(np.cumsum(jump) <= bound + 1e-9)                 # net energy injected
+    assert np.all(np.cumsum(np.maximum(jump, 0.0)) <= bound + log["returned"] + 1e-9)
+    assert np.all(log["energy"] >= tank_params.min_energy)
+    # the filter had to act: the tank touched its floor and updates were scaled back
+    assert log["energy"].min() < tank_params.min_energy + 1e-3
+    assert np.sum(log["scale"] < 1.0) > 100
     assert tank.total_overdraft == 0.0
 
 
@@ -378,20 +413,22 @@ def test_random_actions_stay_in_workspace_and_respect_max_step():
     params = SafetyParams()
     safety = SafetyLimits(params)
     rng = np.random.default_rng(4)
-    low, high = np.array(params.workspace_low), np.array(params.workspace_high)
-    target = np.concatenate([(low + high) / 2, IDENTITY])
+    n = 100_000
+    low, high = params.workspace_low, params.workspace_high
+    step_t, step_r = params.max_step_translation + 1e-12, params.max_step_rotation + 1e-9
+    # mostly SERL-sized moves, every 100th a wild jump
+    moves = rng.normal(0, 0.02, (n, 3)) * np.where(np.arange(n) % 100 == 0, 50.0, 1.0)[:, None]
+    turns = [rotvec_to_quat(r) for r in rng.normal(0, 0.08, (n, 3))]
+    target = [(lo + hi) / 2 for lo, hi in zip(low, high)] + [1.0, 0.0, 0.0, 0.0]
     safety.reset(target)
     clipped = 0
-    for i in range(100_000):
-        scale = 1.0 if i % 100 else 50.0            # occasional wild jumps
-        proposed = target.copy()
-        proposed[:3] += rng.normal(0, 0.02 * scale, 3)
-        proposed[3:] = quat_multiply(rotvec_to_quat(rng.normal(0, 0.08, 3)), target[3:])
-        new = safety.clip_target(target, proposed)
-        assert np.all(new[:3] >= low) and np.all(new[:3] <= high)
-        assert np.all(np.abs(new[:3] - target[:3]) <= params.max_step_translation + 1e-12)
-        assert np.all(np.abs(quat_error(new[3:], target[3:])) <= params.max_step_rotation + 1e-9)
-        clipped += not np.allclose(new, proposed)
+    for move, turn in zip(moves.tolist(), turns):
+        proposed = [t + m for t, m in zip(target[:3], move)] + list(quat_multiply(turn, target[3:]))
+        new = safety.clip_target(target, proposed).tolist()
+        assert all(lo <= v <= hi for v, lo, hi in zip(new[:3], low, high))
+        assert all(abs(v - t) <= step_t for v, t in zip(new[:3], target[:3]))
+        assert all(abs(r) <= step_r for r in quat_error(new[3:], target[3:]))
+        clipped += max(abs(a - b) for a, b in zip(new, proposed)) > 1e-12
         target = new
     assert clipped > 10_000
 
