@@ -103,8 +103,8 @@ def test_ensemble_linear_init_distributions():
     assert abs(layer.weight.std().item() - bound / math.sqrt(3)) < 0.02 * bound
     assert not torch.equal(layer.weight[0], layer.weight[1])
     orthogonal = EnsembleLinear(3, 64, 32, init="orthogonal")
-    for member in orthogonal.weight:  # (in x out) with out <= in: orthonormal columns
-        torch.testing.assert_close(member.T @ member, torch.eye(32), atol=1e-5, rtol=0)
+    for member in orthogonal.weight:  # (in x out), out <= in: orthogonal columns of norm sqrt(2)
+        torch.testing.assert_close(member.T @ member, 2.0 * torch.eye(32), atol=1e-5, rtol=0)
     assert torch.count_nonzero(orthogonal.bias) == 0
     with pytest.raises(ValueError, match="weight init"):
         EnsembleLinear(2, 3, 4, init="xavier")
