@@ -1,0 +1,146 @@
+"""gymnasium MuJoCo tasks (`gym/<id>`, e.g. gym/HalfCheetah-v5) as a `Backend`.
+
+The raw MujocoEnv is used (no gymnasium wrappers); RoboEnv applies the registered time limit as a
+truncation. Frames come from our own `mujoco.Renderer`s, one per frame size, because gymnasium's
+renderer has one fixed size and its default free camera does not follow a running robot.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+from robo_rl.envs.config import EnvConfig
+from robo_rl.envs.core import SimulatorBackend, single_frame_space
+from robo_rl.envs.rendering import (ensure_offscreen_buffer, renderer_errors,
+                                    set_fast_render_quality)
+
+PREFIX = "gym/"
+MUJOCO_ENTRY_POINT = "gymnasium.envs.mujoco"
+# Camera when EnvConfig.camera is None: the model's tracking camera (locomotion models define
+# one), else gymnasium's default free camera.
+TRACKING_CAMERA = "track"
+FREE_CAMERA = -1
+# Full integration state: time, qpos, qvel, act, warm start, ctrl, applied forces, mocap, ...
+PHYSICS_STATE = int(mujoco.mjtState.mjSTATE_INTEGRATION)
+
+
+@functools.cache
+def task_names() -> tuple[str, ...]:
+    """Registered gymnasium MuJoCo ids, as `gym/<id>`."""
+    return tuple(f"{PREFIX}{env_id}" for env_id, spec in gym.registry.items()
+                 if isinstance(spec.entry_point, str)
+                 and spec.entry_point.startswith(MUJOCO_ENTRY_POINT))
+
+
+class GymMujocoBackend(SimulatorBackend):
+    def __init__(self, name: str, cfg: EnvConfig, seed: int) -> None:
+        super().__init__(cfg.obs_type, cfg.image_size)
+        self._name = name
+        env_id = name.removeprefix(PREFIX)
+        self._env = gym.make(env_id, disable_env_checker=True).unwrapped
+        if not isinstance(self._env, MujocoEnv):
+            raise ValueError(f"{name} is not a gymnasium MuJoCo env; robo_rl.envs supports the "
+                             "ids listed by robo_rl.envs.list_tasks().")
+        self._model, self._data = self._env.model, self._env.data
+        self.default_max_episode_steps = gym.spec(env_id).max_episode_steps
+
+        gym_obs = self._env.observation_space
+        state_space = gym.spaces.Box(gym_obs.low.astype(np.float32),
+                                     gym_obs.high.astype(np.float32), gym_obs.shape, np.float32)
+        self.observation_space = single_frame_space(cfg.obs_type, state_space, cfg.image_size)
+        self.action_space = self._env.action_space
+
+        self._camera_id = self._resolve_camera(cfg.camera)
+        self._free_camera_config = self._env.mujoco_renderer.default_cam_config or {}
+        self._camera: mujoco.MjvCamera | int | None = None  # made at the first render
+        self._fast_render = cfg.render_quality == "fast"
+        if self._fast_render:
+            set_fast_render_quality(self._model)
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._state_obs = np.zeros(state_space.shape, np.float32)
+
+    def _resolve_camera(self, camera: int | str | None) -> int:
+        names = [mujoco.mj_id2name(self._model, mujoco.mjtObj.mjOBJ_CAMERA, i)
+                 for i in range(self._model.ncam)]
+        if camera is None:
+            return names.index(TRACKING_CAMERA) if TRACKING_CAMERA in names else FREE_CAMERA
+        camera_id = names.index(camera) if camera in names else camera
+        if isinstance(camera_id, str) or not FREE_CAMERA <= camera_id < self._model.ncam:
+            raise ValueError(f"{self._name}: camera {camera!r} does not exist; use -1 (free "
+                             f"camera), an id below {self._model.ncam} or one of {names}.")
+        return camera_id
+
+    def _make_camera(self) -> mujoco.MjvCamera | int:
+        """A fixed camera id, or gymnasium's default free camera (same lookat/distance/config)."""
+        if self._camera_id != FREE_CAMERA:
+            return self._camera_id
+        camera = mujoco.MjvCamera()
+        camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+        camera.fixedcamid = FREE_CAMERA
+        camera.lookat[:] = np.median(self._data.geom_xpos, axis=0)
+        camera.distance = self._model.stat.extent
+        for key, value in self._free_camera_config.items():
+            if isinstance(value, np.ndarray):
+                getattr(camera, key)[:] = value
+            else:
+                setattr(camera, key, value)
+        return camera
+
+    def reset(self, seed: int | None) -> dict:
+        obs, info = self._env.reset(seed=seed)
+        self._state_obs = np.asarray(obs, dtype=np.float32)
+        return info
+
+    def step(self, action: np.ndarray) -> tuple[float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self._env.step(action)
+        self._state_obs = np.asarray(obs, dtype=np.float32)
+        return float(reward), bool(terminated), bool(truncated), info
+
+    def state_observation(self) -> np.ndarray:
+        return self._state_obs.copy()
+
+    def render(self, height: int, width: int) -> np.ndarray:
+        renderer = self._renderers.get((height, width))
+        if renderer is None:
+            ensure_offscreen_buffer(self._model, height, width)
+            with renderer_errors(self._name):
+                renderer = mujoco.Renderer(self._model, height, width)
+            if self._fast_render:
+                renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+                renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+            self._renderers[(height, width)] = renderer
+        if self._camera is None:
+            self._camera = self._make_camera()
+        renderer.update_scene(self._data, camera=self._camera)
+        return renderer.render()
+
+    def get_state(self) -> dict:
+        physics = np.empty(mujoco.mj_stateSize(self._model, PHYSICS_STATE), np.float64)
+        mujoco.mj_getState(self._model, self._data, physics, PHYSICS_STATE)
+        return {
+            "physics": physics,
+            "np_random": copy.deepcopy(self._env.np_random.bit_generator.state),
+            "state_obs": self._state_obs.copy(),
+        }
+
+    def set_state(self, state: dict) -> None:
+        physics = np.asarray(state["physics"], dtype=np.float64)
+        expected = mujoco.mj_stateSize(self._model, PHYSICS_STATE)
+        if physics.shape != (expected,):
+            raise ValueError(f"{self._name}: physics state has shape {physics.shape}, expected "
+                             f"({expected},); was it saved from another task?")
+        mujoco.mj_setState(self._model, self._data, physics, PHYSICS_STATE)
+        mujoco.mj_forward(self._model, self._data)  # derived quantities for rendering
+        self._env.np_random.bit_generator.state = copy.deepcopy(state["np_random"])
+        self._state_obs = state["state_obs"].copy()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+        self._env.close()

@@ -1,0 +1,306 @@
+"""robo_rl.envs: spaces, action mapping, repeat, episode ends, seeding, frame stacks, state."""
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from robo_rl.envs import EnvConfig, list_tasks, make_env, rescale_action
+from robo_rl.envs.rendering import RENDERER_HELP, renderer_errors
+
+DMC = "dmc/cartpole_swingup"
+GYM = "gym/HalfCheetah-v5"
+SMALL_IMAGE = 32  # pixel tests render small frames: CPU rendering is the slow part
+
+
+def make(name, **overrides):
+    return make_env(EnvConfig(name=name, **overrides))
+
+
+def rollout(env, actions):
+    """(obs, reward, terminated, truncated) for each action, from the env's current state."""
+    return [env.step(action)[:4] for action in actions]
+
+
+def assert_same_rollouts(first, second):
+    assert len(first) == len(second)
+    for (obs_a, *flags_a), (obs_b, *flags_b) in zip(first, second):
+        assert flags_a == flags_b
+        if isinstance(obs_a, dict):
+            for key in obs_a:
+                np.testing.assert_array_equal(obs_a[key], obs_b[key])
+        else:
+            np.testing.assert_array_equal(obs_a, obs_b)
+
+
+def fixed_actions(env, count, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-scale, scale, env.action_space.shape).astype(np.float32)
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize("name", [DMC, GYM])
+@pytest.mark.parametrize("obs_type", ["state", "pixels", "pixels_state"])
+def test_spaces_and_dtypes(name, obs_type):
+    stack = 2
+    env = make(name, obs_type=obs_type, frame_stack=stack, image_size=SMALL_IMAGE)
+    assert env.action_space == gym.spaces.Box(-1, 1, env.action_space.shape, np.float32)
+    pixel_shape = (3 * stack, SMALL_IMAGE, SMALL_IMAGE)
+    space = env.observation_space
+    if obs_type == "state":
+        assert space.dtype == np.float32 and len(space.shape) == 1
+    elif obs_type == "pixels":
+        assert space.dtype == np.uint8 and space.shape == pixel_shape
+    else:
+        assert set(space.spaces) == {"pixels", "state"}
+        assert space["pixels"].dtype == np.uint8 and space["pixels"].shape == pixel_shape
+        assert space["state"].dtype == np.float32 and len(space["state"].shape) == 1
+    obs, _ = env.reset()
+    assert space.contains(obs)
+    for action in fixed_actions(env, 2):
+        obs, reward, terminated, truncated, _ = env.step(action)
+        assert space.contains(obs) and isinstance(reward, float)
+        assert terminated is False and truncated is False
+    env.close()
+
+
+def test_rescale_action_hand_checked():
+    low, high = np.array([-2.0, 0.0]), np.array([4.0, 10.0])
+    np.testing.assert_allclose(rescale_action(np.array([-1.0, 1.0]), low, high), [-2.0, 10.0])
+    np.testing.assert_allclose(rescale_action(np.array([0.0, 0.0]), low, high), [1.0, 5.0])
+    np.testing.assert_allclose(rescale_action(np.array([0.5, -0.5]), low, high), [2.5, 2.5])
+    # outside [-1, 1] is clipped to the bounds
+    np.testing.assert_allclose(rescale_action(np.array([3.0, -7.0]), low, high), [4.0, 0.0])
+
+
+def test_rescaled_action_drives_the_simulator_in_native_units():
+    # InvertedPendulum's actuator range is [-3, 3]: agent action 0.5 must act as 1.5.
+    env = make("gym/InvertedPendulum-v5", seed=5)
+    raw = gym.make("InvertedPendulum-v5")
+    obs, _ = env.reset()
+    raw_obs, _ = raw.reset(seed=5)
+    np.testing.assert_array_equal(obs, raw_obs.astype(np.float32))
+    np.testing.assert_allclose(env.to_native_action(np.array([0.5])), [1.5])
+    for _ in range(3):
+        obs, reward, *_ = env.step(np.array([0.5], np.float32))
+        raw_obs, raw_reward, *_ = raw.step(np.array([1.5], np.float32))
+        np.testing.assert_array_equal(obs, raw_obs.astype(np.float32))
+        assert reward == raw_reward
+
+
+def test_bad_actions_are_rejected():
+    env = make(DMC)
+    env.reset()
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(3))
+    with pytest.raises(ValueError, match="not finite"):
+        env.step(np.array([np.nan]))
+
+
+def test_action_repeat_sums_rewards_and_matches_unrepeated_steps():
+    repeat, agent_steps = 3, 4
+    repeated = make(DMC, action_repeat=repeat)
+    single = make(DMC, action_repeat=1)
+    repeated.reset()
+    single.reset()
+    for action in fixed_actions(repeated, agent_steps):
+        obs, reward, *_ = repeated.step(action)
+        sub_steps = rollout(single, [action] * repeat)
+        assert reward == pytest.approx(sum(step[1] for step in sub_steps), abs=1e-12)
+        np.testing.assert_array_equal(obs, sub_steps[-1][0])
+
+
+def test_action_repeat_stops_at_the_time_limit():
+    # limit 7 simulator steps, 3 per agent step: agent steps of 3, 3 and 1 simulator steps
+    limit, repeat = 7, 3
+    repeated = make(DMC, action_repeat=repeat, max_episode_steps=limit)
+    single = make(DMC, action_repeat=1)
+    repeated.reset()
+    single.reset()
+    action = np.array([0.7], np.float32)
+    single_rewards = [step[1] for step in rollout(single, [action] * limit)]
+    results = rollout(repeated, [action] * 3)
+    assert [step[3] for step in results] == [False, False, True]
+    total = sum(step[1] for step in results)
+    assert total == pytest.approx(sum(single_rewards), abs=1e-12)
+    assert results[-1][1] == pytest.approx(single_rewards[-1], abs=1e-12)
+
+
+def test_dmc_time_limit_is_truncation_with_episode_statistics():
+    repeat = 4
+    env = make("dmc/cartpole_balance", action_repeat=repeat)
+    assert env.max_episode_steps == 1000  # cartpole: 10 s at 0.01 s control steps
+    env.reset()
+    rewards, action = [], np.zeros(1, np.float32)
+    while True:
+        _, reward, terminated, truncated, info = env.step(action)
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+        assert "episode" not in info
+    assert truncated and not terminated
+    assert info["episode"]["length"] == 1000 // repeat == len(rewards)
+    assert info["episode"]["return"] == pytest.approx(sum(rewards))
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(action)
+
+
+def test_gym_hopper_falling_is_termination():
+    env = make("gym/Hopper-v5")
+    env.reset()
+    push = np.ones(env.action_space.shape, np.float32)
+    for _ in range(env.max_episode_steps):
+        _, _, terminated, truncated, info = env.step(push)
+        if terminated or truncated:
+            break
+    assert terminated and not truncated
+    assert info["episode"]["length"] < env.max_episode_steps
+
+
+def test_gym_time_limit_override_is_truncation():
+    env = make(GYM, max_episode_steps=5)
+    env.reset()
+    flags = [step[2:4] for step in rollout(env, fixed_actions(env, 5))]
+    assert flags == [(False, False)] * 4 + [(False, True)]
+
+
+@pytest.mark.parametrize("name", [DMC, GYM])
+def test_seeding_is_deterministic(name):
+    first, second = make(name, seed=3), make(name, seed=3)
+    obs_first, _ = first.reset()
+    obs_second, _ = second.reset()
+    np.testing.assert_array_equal(obs_first, obs_second)
+    actions = fixed_actions(first, 10)
+    assert_same_rollouts(rollout(first, actions), rollout(second, actions))
+    # reset(seed) replays the same episode start; another seed gives another start
+    np.testing.assert_array_equal(first.reset(seed=3)[0], obs_first)
+    obs_four, _ = first.reset(seed=4)
+    assert not np.array_equal(obs_four, obs_first)
+    np.testing.assert_array_equal(second.reset(seed=4)[0], obs_four)
+    assert_same_rollouts(rollout(first, actions), rollout(second, actions))
+
+
+@pytest.mark.parametrize("obs_type", ["pixels", "pixels_state"])
+def test_frame_stack_repeats_first_frame_then_shifts(obs_type):
+    env = make(DMC, obs_type=obs_type, frame_stack=3, image_size=SMALL_IMAGE)
+
+    def pixels(obs):
+        return obs if obs_type == "pixels" else obs["pixels"]
+
+    previous = pixels(env.reset()[0])
+    first_frame = previous[:3]
+    for slot in range(3):
+        np.testing.assert_array_equal(previous[3 * slot:3 * slot + 3], first_frame)
+    for action in [np.ones(1, np.float32)] * 3:
+        current = pixels(env.step(action)[0])
+        np.testing.assert_array_equal(current[:6], previous[3:])  # older frames shift left
+        newest = env.render_frame(SMALL_IMAGE, SMALL_IMAGE).transpose(2, 0, 1)
+        np.testing.assert_array_equal(current[6:], newest)
+        previous = current
+    assert not np.array_equal(previous[6:], first_frame)  # the cart moved
+
+
+@pytest.mark.parametrize("name, obs_type", [("dmc/cheetah_run", "state"),
+                                            ("gym/Hopper-v5", "state"), (DMC, "pixels_state")])
+def test_set_state_then_step_equals_original_steps(name, obs_type):
+    env = make(name, obs_type=obs_type, image_size=SMALL_IMAGE)
+    env.reset()
+    # small actions keep Hopper upright: the episode must not end inside the test
+    last_obs = rollout(env, fixed_actions(env, 15, seed=1, scale=0.1))[-1][0]  # in contact
+    snapshot = env.get_state()
+    actions = fixed_actions(env, 10, seed=2, scale=0.1)
+    original = rollout(env, actions)
+    restored_obs = env.set_state(snapshot)
+    assert_same_rollouts([(restored_obs,)], [(last_obs,)])
+    assert_same_rollouts(original, rollout(env, actions))
+    # stepping on from the restored state did not change the saved snapshot
+    env.set_state(snapshot)
+    assert_same_rollouts(original, rollout(env, actions))
+
+
+def test_set_state_restores_task_randomness_across_a_reset():
+    # reacher's target position is a model field the task rewrites at every reset
+    env = make("dmc/reacher_easy")
+    env.reset()
+    rollout(env, fixed_actions(env, 5))
+    snapshot = env.get_state()
+    actions = fixed_actions(env, 10, seed=2)
+    original = rollout(env, actions)
+    env.reset(seed=123)
+    env.set_state(snapshot)
+    assert_same_rollouts(original, rollout(env, actions))
+    # the task RNG is part of the state: the next unseeded reset draws the same start twice
+    env.set_state(snapshot)
+    next_start = env.reset()[0]
+    env.set_state(snapshot)
+    np.testing.assert_array_equal(env.reset()[0], next_start)
+
+
+def test_set_state_continues_or_restarts_the_episode():
+    env = make(DMC, obs_type="pixels", frame_stack=2, image_size=SMALL_IMAGE, max_episode_steps=8)
+    env.reset()
+    rollout(env, fixed_actions(env, 5))
+    snapshot = env.get_state()
+    continued = env.set_state(snapshot)
+    results = rollout(env, fixed_actions(env, 3))
+    assert [step[3] for step in results] == [False, False, True]  # 5 + 3 = limit 8
+    restarted = env.set_state(snapshot, new_episode=True)
+    np.testing.assert_array_equal(restarted[:3], continued[3:])  # newest frame, repeated
+    np.testing.assert_array_equal(restarted[3:], continued[3:])
+    results = rollout(env, fixed_actions(env, 3))  # the time limit restarted at the snapshot
+    assert [step[3] for step in results] == [False, False, False]
+
+
+@pytest.mark.parametrize("name", [DMC, GYM])
+def test_render_frame_size(name):
+    env = make(name, video_size=64)
+    env.reset()
+    frame = env.render_frame()
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8 and frame.max() > 0
+    assert env.render_frame(48, 40).shape == (48, 40, 3)
+
+
+def test_unknown_task_lists_valid_names():
+    with pytest.raises(ValueError) as error:
+        make("dmc/cheetah_runn")
+    message = str(error.value)
+    assert "dmc/cheetah_run" in message and "dmc/walker_walk" in message
+    assert all(prefix in message for prefix in ("dmc/", "gym/", "arm/"))
+    with pytest.raises(ValueError, match="gym/HalfCheetah-v5"):
+        make("gym/HalfCheeta-v5")
+    assert "dmc/ball_in_cup_catch" in list_tasks() and GYM in list_tasks()
+
+
+@pytest.mark.parametrize("field, value", [("name", "cheetah_run"), ("obs_type", "rgb"),
+                                          ("action_repeat", 0), ("frame_stack", 0),
+                                          ("image_size", 8), ("max_episode_steps", 0),
+                                          ("render_quality", "ultra")])
+def test_config_validation(field, value):
+    kwargs = {"name": DMC, field: value}
+    with pytest.raises(ValueError, match=field if field != "name" else "dmc/"):
+        EnvConfig(**kwargs)
+
+
+def test_config_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="framestack"):
+        EnvConfig.from_dict({"name": DMC, "framestack": 3})
+    assert make_env({"name": DMC, "action_repeat": 2}).cfg.action_repeat == 2
+
+
+def test_unknown_camera_is_named():
+    with pytest.raises(ValueError, match="no_such_camera"):
+        make(DMC, obs_type="pixels", camera="no_such_camera")
+
+
+def test_renderer_failure_names_mujoco_gl_and_packages():
+    with pytest.raises(RuntimeError, match="MUJOCO_GL") as error:
+        with renderer_errors("test"):
+            raise OSError("eglInitialize failed")
+    assert "libegl1 libgl1-mesa-dri" in str(error.value) and "libosmesa6" in RENDERER_HELP
+
+
+def test_arm_tasks_without_robo_rl_tasks_give_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "robo_rl.tasks", None)  # makes `import robo_rl.tasks` fail
+    with pytest.raises(RuntimeError, match="robo_rl.tasks"):
+        make("arm/reach")
+    assert not [task for task in list_tasks() if task.startswith("arm/")]
