@@ -12,14 +12,20 @@ every tick (and uses np.clip / fresh arrays throughout).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
-import numpy as np
+# A control loop runs single-threaded: threaded BLAS/LAPACK only adds hand-off latency on
+# 6x7 matrices (and spikes the baseline's SVD). Set before numpy loads its BLAS.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from robo_rl.controllers import (ArmState, CartesianImpedanceController, EnergyTank,
-                                 EnergyTankParams, ImpedanceParams, PassivityFilter, SafetyLimits,
-                                 SafetyParams, quat_error, quat_slerp, rotvec_to_quat)
+import numpy as np  # noqa: E402
+
+from robo_rl.controllers import (  # noqa: E402
+    ArmState, CartesianImpedanceController, EnergyTank, EnergyTankParams, ImpedanceParams, PassivityFilter,
+    SafetyLimits, SafetyParams, quat_error, quat_slerp, rotvec_to_quat)
 
 BUDGET_US = 50.0
 N_JOINTS = 7
@@ -74,22 +80,32 @@ def make_states(rng: np.random.Generator) -> list[ArmState]:
     return states
 
 
-def time_ticks(tick, states, ticks: int) -> np.ndarray:
-    for i in range(min(ticks, 2000)):            # warm-up (caches, branch predictors)
-        tick(states[i % STATE_POOL], i)
-    samples = np.empty(ticks)
+def time_interleaved(ticks_by_name, states, ticks: int, rounds: int) -> dict[str, np.ndarray]:
+    """Per-tick microseconds of each variant; variants take turns in ``rounds`` chunks so a
+    busy shared machine slows them alike."""
+    chunk = max(ticks // rounds, 1)
+    samples = {name: [] for name in ticks_by_name}
     clock = time.perf_counter_ns
-    for i in range(ticks):
-        state = states[i % STATE_POOL]
-        start = clock()
-        tick(state, i)
-        samples[i] = clock() - start
-    return samples / 1000.0
+    for name, tick in ticks_by_name.items():      # warm-up
+        for i in range(min(chunk, 1000)):
+            tick(states[i % STATE_POOL], i)
+    for round_index in range(rounds):
+        for name, tick in ticks_by_name.items():
+            times = np.empty(chunk)
+            for j in range(chunk):
+                i = round_index * chunk + j
+                state = states[i % STATE_POOL]
+                start = clock()
+                tick(state, i)
+                times[j] = clock() - start
+            samples[name].append(times)
+    return {name: np.concatenate(parts) / 1000.0 for name, parts in samples.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     states = make_states(rng)
@@ -135,22 +151,25 @@ def main() -> None:
         safe_target = safety.clip_target(safe_target, proposed)
         pf_safe.step(state, safe_target[:3], safe_target[3:])
 
-    rows = [("naive baseline (np.linalg.pinv per tick)", tick_naive),
-            ("impedance", tick_impedance),
-            ("impedance + passivity", tick_passive),
-            ("impedance + passivity + safety", tick_full)]
-    print(f"control tick, n={N_JOINTS} joints, {args.ticks} ticks each, "
-          f"python {platform.python_version()}, numpy {np.__version__}, {platform.processor() or platform.machine()}")
+    naive_name = "naive baseline (np.linalg.pinv per tick)"
+    variants = {naive_name: tick_naive, "impedance": tick_impedance,
+                "impedance + passivity": tick_passive,
+                "impedance + passivity + safety": tick_full}
+    print(f"control tick, n={N_JOINTS} joints, {args.ticks} ticks each (interleaved in "
+          f"{args.rounds} rounds), python {platform.python_version()}, numpy {np.__version__}, "
+          f"{platform.machine()}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"budget {BUDGET_US:.0f} us per tick (1 kHz loop)")
+    results = time_interleaved(variants, states, args.ticks, args.rounds)
     means = {}
-    for name, tick in rows:
-        samples = time_ticks(tick, states, args.ticks)
-        mean, p99 = samples.mean(), np.percentile(samples, 99)
+    for name, samples in results.items():
+        mean, median, p99 = samples.mean(), np.median(samples), np.percentile(samples, 99)
         means[name] = mean
         verdict = "within" if mean < BUDGET_US else "OVER"
-        print(f"  {name:42s} mean {mean:6.1f} us   p99 {p99:6.1f} us   ({verdict} budget)")
-    print(f"naive baseline / impedance: {means[rows[0][0]] / means['impedance']:.2f}x slower")
-    print(f"naive baseline / full stack: {means[rows[0][0]] / means[rows[-1][0]]:.2f}x")
+        print(f"  {name:42s} mean {mean:6.1f}  median {median:6.1f}  p99 {p99:6.1f} us"
+              f"   ({verdict} budget)")
+    print(f"naive baseline / impedance (mean): {means[naive_name] / means['impedance']:.2f}x")
+    print(f"naive baseline / full stack (mean): "
+          f"{means[naive_name] / means['impedance + passivity + safety']:.2f}x")
     print(f"max |tau_fast - tau_naive| after 50 ticks: {agreement:.2e} Nm (damped vs plain pinv)")
 
 

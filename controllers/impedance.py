@@ -322,11 +322,14 @@ class CartesianImpedanceController:
                 energy = 0.0
 
         # --- Cartesian wrench F = -K e_c - D xdot - K_i e_int
-        two_zeta = self._two_zeta
-        clipped = [c if e > c else -c if e < -c else e for e, c in zip(error, clip)]
-        damping = [two_zeta * math.sqrt(k) for k in cand_k]
-        power_dissipated = sum(d * v * v for d, v in zip(damping, xdot))
-        wrench = [-k * e - d * v for k, e, d, v in zip(cand_k, clipped, damping, xdot)]
+        two_zeta, sqrt = self._two_zeta, math.sqrt
+        clipped, wrench, power_dissipated = [], [], 0.0
+        for e, c, k, v in zip(error, clip, cand_k, xdot):
+            e = c if e > c else -c if e < -c else e
+            d = two_zeta * sqrt(k)                     # critically damped for zeta = 1
+            clipped.append(e)
+            wrench.append(-k * e - d * v)
+            power_dissipated += d * v * v
         integral = self._integral
         if self.integral_enabled:
             integral = [min(max(i + e * dt, -lim), lim)

@@ -86,7 +86,7 @@ class SafetyLimits:
         self.hold_reason: str | None = None
         self.hold_target: np.ndarray | None = None
         self.last_rejected: str | None = None
-        self._last_target = None if target is None else np.array(target, dtype=float)
+        self._last_target = None if target is None else [float(v) for v in target]
 
     def reset_hold(self) -> None:
         """Release a latched hold (after the operator / episode reset has dealt with it)."""
@@ -104,13 +104,13 @@ class SafetyLimits:
         prev = prev_target.tolist() if isinstance(prev_target, np.ndarray) else list(prev_target)
         if self.holding:
             target = self.hold_target if len(prev) == 7 else self.hold_target[:3]
-            self._last_target = target.copy()
+            self._last_target = target.tolist()
             return target.copy()
         try:
             prop = (proposed.tolist() if isinstance(proposed, np.ndarray)
                     else [float(v) for v in proposed])
             ok = len(prop) == len(prev) and len(prev) in (3, 7) and math.isfinite(sum(prop))
-        except TypeError:
+        except (TypeError, ValueError):
             ok = False
         if not ok:
             self.last_rejected = (f"proposed target {proposed!r} rejected: need {len(prev)} finite "
@@ -122,25 +122,30 @@ class SafetyLimits:
                   for v, c, lo, hi in zip(prop[:3], prev[:3], self._low, self._high)]
         if len(prev) == 7:
             target += self._clip_orientation(prev[3:], prop[3:])
-        result = np.array(target)
-        self._last_target = result.copy()
-        return result
+        self._last_target = target
+        return np.array(target)
 
     def _clip_orientation(self, prev_quat, proposed_quat) -> list[float]:
-        norm = math.sqrt(sum(v * v for v in proposed_quat))
+        w, x, y, z = proposed_quat
+        norm = math.sqrt(w * w + x * x + y * y + z * z)
         if not norm > 0.0:
             self.last_rejected = "proposed quaternion is zero; orientation held"
             return list(prev_quat)
         limit = self.params.max_step_rotation
-        delta = [min(max(r, -limit), limit) for r in quat_error(proposed_quat, prev_quat)]
-        quat = quat_multiply(rotvec_to_quat(delta), prev_quat)
+        delta = quat_error(proposed_quat, prev_quat)      # scale-invariant in proposed_quat
+        if max(abs(delta[0]), abs(delta[1]), abs(delta[2])) <= limit:
+            quat = (w / norm, x / norm, y / norm, z / norm)
+        else:
+            delta = [min(max(r, -limit), limit) for r in delta]
+            quat = quat_multiply(rotvec_to_quat(delta), prev_quat)
         if self._orientation_ref is not None:
             offset = quat_error(quat, self._orientation_ref)
             clipped = [min(max(r, -lim), lim) for r, lim in zip(offset, self._orientation_limit)]
             if clipped != list(offset):
                 quat = quat_multiply(rotvec_to_quat(clipped), self._orientation_ref)
-        n = math.sqrt(sum(v * v for v in quat))
-        return [v / n for v in quat]
+        w, x, y, z = quat
+        norm = math.sqrt(w * w + x * x + y * y + z * z)
+        return [w / norm, x / norm, y / norm, z / norm]
 
     # ------------------------------------------------------------------ per tick
     def check(self, ee_pos: Sequence[float], ee_quat: Sequence[float],
@@ -178,7 +183,7 @@ class SafetyLimits:
         if reason is not None:
             pose = [float(v) for v in ee_pos] + [float(v) for v in ee_quat]
             if not math.isfinite(sum(pose)):  # cannot hold a NaN pose: hold the last target
-                pose = (self._last_target.tolist() if self._last_target is not None
+                pose = (list(self._last_target) if self._last_target is not None
                         and len(self._last_target) == 7 else pose)
             self.holding = True
             self.hold_reason = reason
