@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
-from robo_rl.agents.sac import SACAgent, SACConfig, rlpd_config
+from robo_rl.agents.sac import SACAgent, SACConfig, check_config, rlpd_config
 
-AGENTS: dict[str, tuple[Callable[..., Any], type]] = {
-    "sac": (lambda **values: SACConfig.from_dict(values), SACAgent),
-    "rlpd": (rlpd_config, SACAgent),
+AGENTS: dict[str, tuple[Callable[..., Any], type, Callable[[Any], None]]] = {
+    "sac": (lambda **values: SACConfig.from_dict(values), SACAgent, check_config),
+    "rlpd": (rlpd_config, SACAgent, check_config),
 }
 
 
@@ -32,15 +32,25 @@ def _as_dict(agent_cfg) -> dict[str, Any]:
                     f"got {type(agent_cfg).__name__}")
 
 
-def make_agent(agent_cfg, observation_space, action_space, device="cpu"):
-    """Build the learner named by ``agent_cfg.name`` (one of ``AGENTS``)."""
+def agent_config(agent_cfg):
+    """The validated config dataclass of the learner named by ``agent_cfg.name``: unknown keys and
+    invalid values raise here, before any environment or network is built."""
     values = _as_dict(agent_cfg)
     name = values.pop("name", None)
     if name not in AGENTS:
         raise ValueError(f"unknown agent name {name!r}: set agent.name to one of {sorted(AGENTS)}")
-    build_config, agent_class = AGENTS[name]
-    return agent_class(build_config(**values), observation_space, action_space, device)
+    build_config, _, check = AGENTS[name]
+    config = build_config(**values)
+    check(config)
+    return config
 
 
-__all__ = ["AGENTS", "make_agent", "SACAgent", "SACConfig", "rlpd_config"]
+def make_agent(agent_cfg, observation_space, action_space, device="cpu"):
+    """Build the learner named by ``agent_cfg.name`` (one of ``AGENTS``)."""
+    name = _as_dict(agent_cfg).get("name")
+    config = agent_config(agent_cfg)
+    return AGENTS[name][1](config, observation_space, action_space, device)
+
+
+__all__ = ["AGENTS", "agent_config", "make_agent", "SACAgent", "SACConfig", "rlpd_config"]
 

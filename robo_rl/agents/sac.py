@@ -178,7 +178,7 @@ class EnsembleCritic(nn.Module):
 # Agent
 
 
-def _check_config(cfg: SACConfig) -> None:
+def check_config(cfg: SACConfig) -> None:
     if not 1 <= cfg.num_min_critics <= cfg.num_critics:
         raise ValueError(f"num_min_critics={cfg.num_min_critics} must be in [1, num_critics="
                          f"{cfg.num_critics}]: lower it or raise num_critics")
@@ -194,6 +194,14 @@ def _check_config(cfg: SACConfig) -> None:
                          f"({cfg.log_std_max})")
     if cfg.init_temperature <= 0:
         raise ValueError(f"init_temperature must be > 0, got {cfg.init_temperature}")
+    if not 0.0 < cfg.gamma <= 1.0 or not 0.0 < cfg.tau <= 1.0:
+        raise ValueError(f"gamma ({cfg.gamma}) and tau ({cfg.tau}) must be in (0, 1]")
+    if cfg.n_step < 1:
+        raise ValueError(f"n_step must be >= 1, got {cfg.n_step}")
+    for key in ("lr", "actor_lr", "critic_lr", "temperature_lr"):
+        value = getattr(cfg, key)
+        if value is not None and value < 0:
+            raise ValueError(f"{key} must be >= 0, got {value}")
 
 
 def _action_dim(action_space) -> int:
@@ -209,7 +217,7 @@ def _action_dim(action_space) -> int:
 
 class SACAgent:
     def __init__(self, cfg: SACConfig, observation_space, action_space, device="cpu"):
-        _check_config(cfg)
+        check_config(cfg)
         self.cfg = cfg
         self.device = torch.device(device)
         self.observation_space, self.action_space = observation_space, action_space

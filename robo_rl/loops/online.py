@@ -106,7 +106,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     agent = make_agent(cfg.agent, env.observation_space, env.action_space, device)
     replay = ReplayBuffer(
         env.observation_space, env.action_space, capacity=cfg.replay.capacity, n_step=cfg.agent.n_step,
-        gamma=cfg.agent.gamma, frame_stack=_frame_stack(cfg.task), directory=(run_dir / "replay") if
+        gamma=cfg.agent.gamma, frame_stack=cfg.task.frame_stack, directory=(run_dir / "replay") if
         cfg.replay.persist else None, chunk_size=cfg.replay.chunk_size, seed=cfg.seed, device=device)
     batch_source = replay
     if cfg.replay.demo_dir:
@@ -119,6 +119,8 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
 
     if payload is not None:
         agent.load_state_dict(payload["agent"])
+        if cfg.replay.persist:
+            replay.load_from_disk()  # everything on disk, including transitions after the checkpoint
         replay.load_state_dict(payload["replay"])
         schedule.load_state_dict(payload["schedule"])
         action_rng.bit_generator.state = payload["action_rng"]
@@ -248,10 +250,6 @@ def _checkpoint_to_resume(resume: Any, ckpt_file: Path) -> dict | None:
                               f"pass resume=true to continue it or choose another hydra.run.dir. "
                               f"Nothing was overwritten.")
     return load_checkpoint(ckpt_file) if exists else None
-
-
-def _frame_stack(task_cfg: DictConfig) -> int:
-    return int(task_cfg.frame_stack) if task_cfg.obs_type in ("pixels", "pixels_state") else 1
 
 
 def _check_finite(step: int, obs: Any, reward: float) -> None:
