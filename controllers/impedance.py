@@ -425,7 +425,7 @@ class CartesianImpedanceController:
         return None
 
     def _hold_torque(self, reason: str):
-        """Unusable tick: repeat the last torque, change no internal state."""
+        """Unusable tick: repeat the last torque; reference, stiffness and integral unchanged."""
         zero6 = np.zeros(6)
         info = {"force": zero6, "clipped_error": zero6.copy(), "power_nonpassive": 0.0,
                 "energy_nonpassive": 0.0, "power_nonpassive_requested": 0.0,
