@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from robo_rl.envs import EnvConfig, list_tasks, make_env, rescale_action
-from robo_rl.envs.rendering import RENDERER_HELP, renderer_errors
+from robo_rl.envs import rendering
+from robo_rl.envs.rendering import RENDERER_HELP, configure_mujoco_gl, renderer_errors
 
 DMC = "dmc/cartpole_swingup"
 GYM = "gym/HalfCheetah-v5"
@@ -200,8 +201,11 @@ def test_frame_stack_repeats_first_frame_then_shifts(obs_type):
     assert not np.array_equal(previous[6:], first_frame)  # the cart moved
 
 
+# Ant reads body positions before stepping (x velocity): the restore must keep them as mj_step
+# left them, not recompute them.
 @pytest.mark.parametrize("name, obs_type", [("dmc/cheetah_run", "state"),
-                                            ("gym/Hopper-v5", "state"), (DMC, "pixels_state")])
+                                            ("gym/Hopper-v5", "state"), ("gym/Ant-v5", "state"),
+                                            (DMC, "pixels_state"), (GYM, "pixels")])
 def test_set_state_then_step_equals_original_steps(name, obs_type):
     env = make(name, obs_type=obs_type, image_size=SMALL_IMAGE)
     env.reset()
@@ -297,6 +301,17 @@ def test_renderer_failure_names_mujoco_gl_and_packages():
         with renderer_errors("test"):
             raise OSError("eglInitialize failed")
     assert "libegl1 libgl1-mesa-dri" in str(error.value) and "libosmesa6" in RENDERER_HELP
+
+
+def test_mujoco_gl_respects_the_user_and_falls_back_to_osmesa(monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "glx")
+    assert configure_mujoco_gl() == "glx"
+    monkeypatch.delenv("MUJOCO_GL")  # restored after the test
+    monkeypatch.setattr(rendering.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(rendering.ctypes.util, "find_library",
+                        lambda library: "libOSMesa.so.8" if library == "OSMesa" else None)
+    with pytest.warns(UserWarning, match="too late"):  # mujoco is already imported here
+        assert configure_mujoco_gl() == "osmesa"
 
 
 def test_arm_tasks_without_robo_rl_tasks_give_a_clear_error(monkeypatch):

@@ -27,6 +27,15 @@ TRACKING_CAMERA = "track"
 FREE_CAMERA = -1
 # Full integration state: time, qpos, qvel, act, warm start, ctrl, applied forces, mocap, ...
 PHYSICS_STATE = int(mujoco.mjtState.mjSTATE_INTEGRATION)
+# Quantities mj_step leaves computed for the state *before* its last integration, which gymnasium
+# envs read before stepping (Ant/Humanoid x velocity, Pusher/Reacher-v4 rewards) and the
+# renderer draws. mj_forward would recompute them for the current state, so they are saved too.
+STALE_DERIVED_FIELDS = ("xpos", "xquat", "xmat", "xipos", "ximat", "geom_xpos", "geom_xmat",
+                        "site_xpos", "site_xmat", "cam_xpos", "cam_xmat", "light_xpos",
+                        "light_xdir", "subtree_com", "cinert", "cvel", "cacc", "cfrc_int",
+                        "cfrc_ext", "qfrc_actuator", "actuator_force", "actuator_length",
+                        "sensordata", "ten_length", "ten_wrapadr", "ten_wrapnum", "wrap_obj",
+                        "wrap_xpos", "flexvert_xpos")
 
 
 @functools.cache
@@ -124,6 +133,8 @@ class GymMujocoBackend(SimulatorBackend):
         mujoco.mj_getState(self._model, self._data, physics, PHYSICS_STATE)
         return {
             "physics": physics,
+            "derived": {field: np.array(getattr(self._data, field))
+                        for field in STALE_DERIVED_FIELDS},
             "np_random": copy.deepcopy(self._env.np_random.bit_generator.state),
             "state_obs": self._state_obs.copy(),
         }
@@ -135,7 +146,9 @@ class GymMujocoBackend(SimulatorBackend):
             raise ValueError(f"{self._name}: physics state has shape {physics.shape}, expected "
                              f"({expected},); was it saved from another task?")
         mujoco.mj_setState(self._model, self._data, physics, PHYSICS_STATE)
-        mujoco.mj_forward(self._model, self._data)  # derived quantities for rendering
+        mujoco.mj_forward(self._model, self._data)  # contacts etc. consistent with the state
+        for field, value in state["derived"].items():
+            getattr(self._data, field)[...] = value
         self._env.np_random.bit_generator.state = copy.deepcopy(state["np_random"])
         self._state_obs = state["state_obs"].copy()
 

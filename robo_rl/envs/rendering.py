@@ -6,12 +6,17 @@ MuJoCo and dm_control pick their OpenGL backend from MUJOCO_GL when they are fir
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
 import os
+import platform
 import sys
 import warnings
 from typing import Iterator
 
-DEFAULT_MUJOCO_GL = "egl"  # headless, GPU-accelerated where a driver exists, Mesa otherwise
+# Headless backends in order of preference on Linux, each with the shared library it loads:
+# EGL (GPU where a driver exists, Mesa otherwise), then OSMesa (software only).
+LINUX_BACKENDS = (("egl", "EGL"), ("osmesa", "OSMesa"))
+DEFAULT_MUJOCO_GL = "egl"  # when neither library is found: the error at render time says why
 
 RENDERER_HELP = (
     "Install a headless OpenGL backend and select it before mujoco is imported: "
@@ -19,14 +24,19 @@ RENDERER_HELP = (
     "OSMesa (`apt-get install libosmesa6`, then MUJOCO_GL=osmesa).")
 
 
-def configure_mujoco_gl() -> str:
-    """Set MUJOCO_GL to the default unless the user chose one; return the value in effect."""
-    if "MUJOCO_GL" not in os.environ and "mujoco" in sys.modules:
+def configure_mujoco_gl() -> str | None:
+    """On Linux set MUJOCO_GL to the first headless backend installed (egl, then osmesa)
+    unless the user chose one; return the value in effect. Other systems keep MuJoCo's own
+    default (MUJOCO_GL=egl is invalid there)."""
+    if "MUJOCO_GL" in os.environ or platform.system() != "Linux":
+        return os.environ.get("MUJOCO_GL")
+    if "mujoco" in sys.modules:
         warnings.warn(
             "mujoco was imported before robo_rl.envs, so MUJOCO_GL is set too late for mujoco's "
             f"own renderer; import robo_rl.envs first or export MUJOCO_GL={DEFAULT_MUJOCO_GL}.",
             stacklevel=3)
-    os.environ.setdefault("MUJOCO_GL", DEFAULT_MUJOCO_GL)
+    installed = [name for name, library in LINUX_BACKENDS if ctypes.util.find_library(library)]
+    os.environ["MUJOCO_GL"] = installed[0] if installed else DEFAULT_MUJOCO_GL
     return os.environ["MUJOCO_GL"]
 
 
