@@ -262,6 +262,14 @@ def test_render_frame_size(name):
     frame = env.render_frame()
     assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8 and frame.max() > 0
     assert env.render_frame(48, 40).shape == (48, 40, 3)
+    assert env.render_frame(40).shape == (40, 40, 3)
+
+
+def test_video_fps_plays_back_in_real_time():
+    # cartpole: 0.01 s per control step; two per agent step -> 50 frames per second
+    assert make(DMC, action_repeat=2).video_fps == pytest.approx(50.0)
+    # HalfCheetah: 5 physics steps of 0.01 s per env step -> 20 frames per second
+    assert make(GYM).video_fps == pytest.approx(20.0)
 
 
 def test_unknown_task_lists_valid_names():

@@ -56,6 +56,7 @@ class ArmBackend(Backend):
         self.action_space = self._env.action_space
         self.observation_space = self._checked_space(self._env.observation_space, cfg)
         self.default_max_episode_steps = None  # the task truncates its own episodes
+        self.control_timestep = getattr(self._env, "dt", None)  # gymnasium's name for it
         self._obs: Any = None
 
     def _checked_space(self, space: gym.Space, cfg: EnvConfig) -> gym.Space:

@@ -5,7 +5,8 @@ adds everything the agent sees the same way for every backend:
 
     a in [-1, 1]^n --affine--> native action
     repeat `action_repeat` times: step the backend, sum rewards, stop at the episode end
-    truncate once `max_episode_steps` simulator steps have run (never reported as terminated)
+    truncate once `max_episode_steps` simulator steps have run (a time limit is never reported
+        as terminated; a real termination on the last allowed step stays a termination)
     push the newest frame onto the stack (at reset: the first frame repeated `frame_stack` times)
     on the last step: info["episode"] = {"return", "length" (agent steps)}
 """
@@ -24,6 +25,7 @@ from robo_rl.envs.config import EnvConfig
 PIXELS_KEY = "pixels"
 STATE_KEY = "state"
 RGB_CHANNELS = 3
+DEFAULT_VIDEO_FPS = 30.0  # when the backend does not know its control timestep
 
 
 def rescale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -47,13 +49,14 @@ class Backend(abc.ABC):
     """A simulator in its native action units, observed one frame at a time.
 
     Subclasses set `action_space` (native bounds, finite), `observation_space` (one frame, as
-    `single_frame_space` builds it) and `default_max_episode_steps` (None: the backend ends
-    episodes itself).
+    `single_frame_space` builds it), `default_max_episode_steps` (None: the backend ends
+    episodes itself) and `control_timestep` (simulated seconds per step, None if unknown).
     """
 
     action_space: gym.spaces.Box
     observation_space: gym.Space
     default_max_episode_steps: int | None
+    control_timestep: float | None
 
     @abc.abstractmethod
     def reset(self, seed: int | None) -> dict:
@@ -192,8 +195,17 @@ class RoboEnv(gym.Env):
         return native.astype(self._native_dtype)
 
     def render_frame(self, height: int | None = None, width: int | None = None) -> np.ndarray:
-        """RGB uint8 height x width x 3 frame of the current state (default: `video_size`)."""
-        return self.backend.render(height or self.cfg.video_size, width or self.cfg.video_size)
+        """RGB uint8 height x width x 3 frame of the current state (square `video_size` by
+        default; a single size gives a square frame)."""
+        height = height or self.cfg.video_size
+        return self.backend.render(height, width or height)
+
+    @property
+    def video_fps(self) -> float:
+        """Frames per second that play one frame per agent step back in real time."""
+        if self.backend.control_timestep is None:
+            return DEFAULT_VIDEO_FPS
+        return 1.0 / (self.backend.control_timestep * self.cfg.action_repeat)
 
     def get_state(self) -> dict:
         """Everything needed to continue this episode exactly: simulator, frames, counters."""

@@ -68,8 +68,8 @@ class DMCBackend(SimulatorBackend):
         self._task = self._env.task
         self._n_sub_steps = control.compute_n_steps(self._env.control_timestep(),
                                                     self._physics.timestep())
-        self.default_max_episode_steps = default_step_limit(domain, task,
-                                                            self._env.control_timestep())
+        self.control_timestep = self._env.control_timestep()
+        self.default_max_episode_steps = default_step_limit(domain, task, self.control_timestep)
 
         observation_spec = self._env.observation_spec()
         self._obs_keys = list(observation_spec)  # fixed flattening order: the task's own

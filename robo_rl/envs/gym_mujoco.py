@@ -57,6 +57,7 @@ class GymMujocoBackend(SimulatorBackend):
                              "ids listed by robo_rl.envs.list_tasks().")
         self._model, self._data = self._env.model, self._env.data
         self.default_max_episode_steps = gym.spec(env_id).max_episode_steps
+        self.control_timestep = self._env.dt
 
         gym_obs = self._env.observation_space
         state_space = gym.spaces.Box(gym_obs.low.astype(np.float32),
