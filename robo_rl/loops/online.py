@@ -154,11 +154,15 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
 
             last_video = write_mp4(video_dir / f"eval_{at_step:08d}.mp4", result.frames,
                                    fps=result.video_fps)
-        log.info("eval step %d: return %.1f +/- %.1f", at_step, result.return_mean, result.return_std)
+        message = f"eval step {at_step}: return {result.return_mean:.1f} +/- {result.return_std:.1f}"
+        log.info(message)
+        if bar is not None:
+            bar.write(message)
 
-    obs, _ = env.reset(seed=cfg.seed + episode)
-    replay.reset(obs)
     bar = _progress(t, step)
+    # Episodes start lazily at the top of the loop, so a checkpoint taken right after an episode
+    # ends holds no half-begun episode and a resumed run starts exactly where an unbroken one would.
+    obs = None
     window_start, window_steps, window_updates = time.perf_counter(), 0, 0
     metrics: dict[str, float] = {}
     # Steady-state speed: time spent in act/step/store/update after the seed steps only.
@@ -168,6 +172,9 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
             run_eval(0)
         while step < t.steps:
             tick = time.perf_counter()
+            if obs is None:
+                obs, _ = env.reset(seed=cfg.seed + episode)
+                replay.reset(obs)
             if step < t.seed_steps:
                 action = action_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
             else:
@@ -197,8 +204,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                 ep = info.get("episode", {})
                 logger.log("train", step, {"episode": episode, "episode_return": ep.get("return", math.nan),
                                            "episode_length": ep.get("length", math.nan), **metrics})
-                obs, _ = env.reset(seed=cfg.seed + episode)
-                replay.reset(obs)
+                obs = None
 
             if step % t.eval_every == 0:
                 run_eval(step)
@@ -280,3 +286,4 @@ def _attach_file_log(path: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False  # the console shows the progress bar and eval lines instead
