@@ -478,3 +478,75 @@ def test_killed_writer_loses_at_most_the_chunk_being_filled(tmp_path):
     assert total % CHUNK == 0 and total >= reported - CHUNK
     assert_exact_prefix(restored)
     restored.reset({"pixels": np.zeros((3 * KILL_STACK, 8, 8), np.uint8), "state": np.zeros(2, np.float32)})
+
+
+# ---------------------------------------------------------------------------- per-step cost
+def run_cost_episode(buffer: ReplayBuffer, first_id: int, rewards, costs, end: str) -> None:
+    buffer.reset(np.array([first_id], np.float32))
+    for t, (reward, cost) in enumerate(zip(rewards, costs)):
+        last = t == len(rewards) - 1
+        buffer.add(np.zeros(2, np.float32), reward, np.array([first_id + t + 1], np.float32),
+                   terminated=last and end == "terminated", truncated=last and end == "truncated",
+                   cost=cost)
+
+
+def costs_by_id(buffer: ReplayBuffer) -> dict[int, float]:
+    batch, ids, rows = all_rows_by_id(buffer, batch_size=2000)
+    return {int(ids[r]): batch.cost[r].item() for r in rows}
+
+
+def test_cost_is_n_step_discounted_like_the_reward_and_absent_unless_tracked():
+    # Costs 1,2,3,4 then termination; n_step 3, gamma 0.5: the windows of the reward test.
+    buffer = ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=100, n_step=3, gamma=0.5, track_cost=True)
+    run_cost_episode(buffer, 0, [0.0] * 4, [1.0, 2.0, 3.0, 4.0], "terminated")
+    run_cost_episode(buffer, 10, [0.0] * 2, [8.0, 2.0], "truncated")
+    assert costs_by_id(buffer) == {0: 1 + 0.5 * 2 + 0.25 * 3, 1: 2 + 0.5 * 3 + 0.25 * 4,
+                                   2: 3 + 0.5 * 4, 3: 4.0, 10: 8 + 0.5 * 2, 11: 2.0}
+    assert buffer.sample(4).cost.dtype == torch.float32
+
+    plain = ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=100)
+    run_id_episode(plain, 0, [1.0, 2.0], "terminated")
+    assert plain.sample(4).cost is None
+    assert plain.nbytes < ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=100, track_cost=True).nbytes
+
+
+def test_cost_argument_must_match_track_cost_and_be_finite():
+    tracked = ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=100, track_cost=True)
+    tracked.reset(np.array([0.0], np.float32))
+    next_obs = np.array([1.0], np.float32)
+    with pytest.raises(ValueError, match="pass add\\(..., cost="):
+        tracked.add(np.zeros(2, np.float32), 1.0, next_obs, False, False)
+    with pytest.raises(ValueError, match="cost is nan"):
+        tracked.add(np.zeros(2, np.float32), 1.0, next_obs, False, False, cost=float("nan"))
+    assert tracked.num_slots_written == 1  # nothing recorded by the rejected steps
+    plain = ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=100)
+    plain.reset(np.array([0.0], np.float32))
+    with pytest.raises(ValueError, match="track_cost=True"):
+        plain.add(np.zeros(2, np.float32), 1.0, next_obs, False, False, cost=0.5)
+
+
+def test_mixed_source_carries_cost_and_refuses_a_source_without_it():
+    online = ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=100, seed=0, track_cost=True)
+    demos = ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=100, seed=1, track_cost=True)
+    run_cost_episode(online, 1, [0.0] * 10, [0.25] * 10, "truncated")   # positive ids cost 0.25
+    run_cost_episode(demos, -40, [0.0] * 10, [3.0] * 10, "terminated")  # negative ids cost 3
+    batch = MixedSource(online, demos, 0.5).sample(16)
+    ids, cost = batch.obs[:, 0].numpy(), batch.cost.numpy()
+    assert np.all(cost[ids > 0] == 0.25) and np.all(cost[ids < 0] == 3.0)
+    untracked = ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=100, seed=2)
+    run_id_episode(untracked, -40, [1.0] * 10, "terminated")
+    with pytest.raises(ValueError, match="with and without costs"):
+        MixedSource(online, untracked, 0.5).sample(16)
+
+
+def test_cost_persists_in_chunks_and_track_cost_must_match_on_reload(tmp_path):
+    buffer = ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=50, n_step=2, gamma=0.5, directory=tmp_path,
+                          chunk_size=4, track_cost=True)
+    run_cost_episode(buffer, 0, [0.0] * 9, [float(t) for t in range(9)], "terminated")
+    buffer.flush()
+    restored = ReplayBuffer.load(tmp_path)
+    assert restored.track_cost
+    assert costs_by_id(restored) == costs_by_id(buffer)
+    assert costs_by_id(restored)[3] == 3 + 0.5 * 4
+    with pytest.raises(ReplayDataError, match="track_cost"):
+        ReplayBuffer(ID_SPACE, ACTION_SPACE, capacity=50, directory=tmp_path, chunk_size=4)

@@ -49,6 +49,8 @@ class Batch:
     reward:   sum_{j<m} gamma^j r_{t+j}, over the m <= n steps left in the episode.
     discount: gamma^m, or 0 if the episode terminated inside the window (truncation bootstraps).
     next_obs: the observation m steps after ``obs``.
+    cost:     sum_{j<m} gamma^j c_{t+j} of the per-step cost (constrained RL), discounted like
+              the reward; None unless the buffer was built with ``track_cost=True``.
     """
 
     obs: torch.Tensor | dict[str, torch.Tensor]
@@ -56,6 +58,7 @@ class Batch:
     reward: torch.Tensor
     discount: torch.Tensor
     next_obs: torch.Tensor | dict[str, torch.Tensor]
+    cost: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.action.shape[0]
@@ -65,6 +68,12 @@ class Batch:
         """Rows of ``batches`` stacked in order (used to mix sources)."""
 
         def cat(values):
+            if any(value is None for value in values):
+                if not all(value is None for value in values):
+                    raise ValueError(
+                        "cannot mix batches with and without costs: build every replay source with "
+                        "track_cost=True (and record a cost per step) or none of them")
+                return None
             if isinstance(values[0], dict):
                 return {key: torch.cat([value[key] for value in values]) for key in values[0]}
             return torch.cat(values)
@@ -108,6 +117,8 @@ class ReplayBuffer:
             filled. Must be smaller than ``capacity``. Default 1000.
         seed: seed of the sampler's RNG.
         device: torch device of sampled batches (CUDA batches are gathered into pinned memory).
+        track_cost: store a per-step cost beside the reward (constrained RL): ``add`` then needs
+            ``cost=``, batches carry ``Batch.cost``, and chunks persist it. Default False.
     """
 
     def __init__(
@@ -122,6 +133,7 @@ class ReplayBuffer:
         chunk_size: int = 1000,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        track_cost: bool = False,
     ):
         if not isinstance(action_space, spaces.Box):
             raise TypeError(f"action_space must be a gymnasium Box, got {type(action_space).__name__}")
@@ -137,6 +149,7 @@ class ReplayBuffer:
         self.chunk_size = int(chunk_size)
         self.seed = seed
         self.device = torch.device(device)
+        self.track_cost = bool(track_cost)
         self._fields = self._describe_observation(observation_space, self.frame_stack)
         self._max_stack = max(field.stack for field in self._fields.values())
         _require(
@@ -149,6 +162,7 @@ class ReplayBuffer:
                      for key, field in self._fields.items()}
         self._action = np.zeros((self.capacity, *action_space.shape), action_space.dtype)
         self._reward = np.zeros(self.capacity, np.float32)
+        self._cost = np.zeros(self.capacity, np.float32) if self.track_cost else None
         self._terminated = np.zeros(self.capacity, bool)
         self._truncated = np.zeros(self.capacity, bool)
         self._has_action = np.zeros(self.capacity, bool)  # the step from this slot was recorded
@@ -201,6 +215,7 @@ class ReplayBuffer:
             "n_step": self.n_step,
             "gamma": self.gamma,
             "capacity": self.capacity,
+            "track_cost": self.track_cost,
         }
 
     def _open_directory(self) -> None:
@@ -215,9 +230,10 @@ class ReplayBuffer:
             storage.write_metadata(self.directory, self._metadata())
             return
         mine = self._metadata()
+        saved.setdefault("track_cost", False)  # directories written before costs were tracked
         # Only what changes the stored bytes must match; n_step, gamma and capacity are
         # sampling settings and may differ from the run that wrote the data.
-        for key in ("observation_space", "action_space", "frame_stack", "chunk_size"):
+        for key in ("observation_space", "action_space", "frame_stack", "chunk_size", "track_cost"):
             if saved[key] != mine[key]:
                 raise storage.ReplayDataError(
                     f"replay directory {self.directory} was written with {key}={saved[key]} but this "
@@ -240,6 +256,8 @@ class ReplayBuffer:
         """Bytes held by the ring's arrays (allocated for the full capacity)."""
         arrays = [*self._obs.values(), self._action, self._reward, self._terminated, self._truncated,
                   self._has_action, self._episode_start, self._valid]
+        if self.track_cost:
+            arrays.append(self._cost)
         return sum(array.nbytes for array in arrays)
 
     def reset(self, obs) -> None:
@@ -257,8 +275,10 @@ class ReplayBuffer:
         self._write_slot(values, episode_start=self._write_count)
         self._in_episode = True
 
-    def add(self, action, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
-        """Record one agent step from the current slot. Bad input raises before anything changes."""
+    def add(self, action, reward: float, next_obs, terminated: bool, truncated: bool,
+            cost: float | None = None) -> None:
+        """Record one agent step from the current slot. Bad input raises before anything changes.
+        ``cost``: the step's constraint cost; required exactly when built with ``track_cost``."""
         self._check_writable()
         if not self._in_episode:
             raise RuntimeError(
@@ -273,6 +293,7 @@ class ReplayBuffer:
         reward = float(reward)
         if not math.isfinite(reward):
             raise ValueError(f"reward is {reward}; it must be finite")
+        cost = self._checked_cost(cost)
         values = self._prepare_obs(next_obs, "next_obs")
         current = (self._write_count - 1) % self.capacity
         episode_start = int(self._episode_start[current])
@@ -281,6 +302,8 @@ class ReplayBuffer:
         step = self._write_count - 1
         self._action[current] = action
         self._reward[current] = reward
+        if self.track_cost:
+            self._cost[current] = cost
         self._terminated[current] = bool(terminated)
         self._truncated[current] = bool(truncated)
         self._has_action[current] = True
@@ -326,6 +349,10 @@ class ReplayBuffer:
         reward = np.where(in_window, self._reward[window_pos] * powers, 0.0).sum(axis=1)
         terminated = (self._terminated[window_pos] & in_window).any(axis=1)
         discount = np.where(terminated, 0.0, self.gamma ** steps_taken)
+        cost = None
+        if self.track_cost:
+            cost = self._tensor(np.where(in_window, self._cost[window_pos] * powers, 0.0)
+                                .sum(axis=1).astype(np.float32))
 
         return Batch(
             obs=self._gather_obs(step, episode_start),
@@ -333,6 +360,7 @@ class ReplayBuffer:
             reward=self._tensor(reward.astype(np.float32)),
             discount=self._tensor(discount.astype(np.float32)),
             next_obs=self._gather_obs(step + steps_taken, episode_start),
+            cost=cost,
         )
 
     # ------------------------------------------------------------------ persistence API
@@ -396,6 +424,8 @@ class ReplayBuffer:
                 self._obs[key][position] = data[f"obs__{key}"][keep]
             self._action[position] = data["action"][keep]
             self._reward[position] = data["reward"][keep]
+            if self.track_cost:
+                self._cost[position] = data["cost"][keep]
             self._terminated[position] = data["terminated"][keep]
             self._truncated[position] = data["truncated"][keep]
             self._has_action[position] = data["has_action"][keep]
@@ -444,6 +474,7 @@ class ReplayBuffer:
             chunk_size=metadata["chunk_size"],
             seed=seed,
             device=device,
+            track_cost=metadata.get("track_cost", False),
         )
         buffer.load_from_disk()
         return buffer
@@ -478,6 +509,20 @@ class ReplayBuffer:
             values[key] = value
         return values
 
+    def _checked_cost(self, cost: float | None) -> float | None:
+        if not self.track_cost:
+            if cost is not None:
+                raise ValueError("add() got a cost but the buffer does not store costs: build it with "
+                                 "ReplayBuffer(..., track_cost=True)")
+            return None
+        if cost is None:
+            raise ValueError("this buffer tracks costs (track_cost=True): pass add(..., cost=<the step's "
+                             "cost>), e.g. info['cost'] from the task")
+        cost = float(cost)
+        if not math.isfinite(cost):
+            raise ValueError(f"cost is {cost}; it must be finite")
+        return cost
+
     def _check_continues_stack(self, values: dict[str, np.ndarray], episode_start: int) -> None:
         """The older frames of a new stack must be the frames already stored for this episode."""
         for key, field in self._fields.items():
@@ -496,6 +541,8 @@ class ReplayBuffer:
     def _clear_step(self, position: int) -> None:
         self._action[position] = 0
         self._reward[position] = 0.0
+        if self.track_cost:
+            self._cost[position] = 0.0
         self._terminated[position] = False
         self._truncated[position] = False
         self._has_action[position] = False
@@ -568,6 +615,8 @@ class ReplayBuffer:
             has_action=self._has_action[position], episode_start=self._episode_start[position],
             first_slot=np.array(start, np.int64),
         )
+        if self.track_cost:
+            arrays["cost"] = self._cost[position]
         return arrays
 
     def _write_chunk(self, index: int, end: int) -> None:
