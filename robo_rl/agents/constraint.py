@@ -1,0 +1,197 @@
+"""Lagrangian constraint for SAC: passivity-aware training (``agent=sac constraint=energy``).
+
+Constrained problem: max_pi J_r(pi) subject to J_c(pi) <= d, with a per-step cost c (arm tasks:
+``info["cost"]``, the energy the impedance controller's non-passive part injects in the step, or
+draws from the energy tank when the task has one). Lagrangian SAC solves the saddle point
+min_{lambda >= 0} max_pi J_r - lambda (J_c - d). Per learner step, beside SAC's own updates:
+
+    for each critic minibatch (s, a, r, c, d, s'),  a' ~ pi(.|s') (the agent's sample):
+        y_c = c + d_c * reduce_i Qbar_c,i(s', a')
+        cost critic loss = sum_i mean_B (Q_c,i(s, a) - y_c)^2;  Adam step;  Polyak with SAC's tau
+    in the actor step (a~ ~ pi(.|s)):
+        actor loss = mean_B(alpha log pi(a~|s) - Q_r(s, a~) + lambda * reduce_i Q_c,i(s, a~))
+    dual ascent, once per learner step:
+        J_c_hat = mean_B reduce_i Q_c,i(s, a~)                      (detached)
+        lambda  <- max(0, lambda + multiplier_lr * (J_c_hat - budget))
+
+Choices (the paper's exact cost and estimator were not retrievable; these are ours):
+  * J_c is estimated by the cost critic on the actor's minibatch: the discounted cost-to-go of
+    the current policy averaged over replay states (SAC-Lagrangian, e.g. safety-starter-agents),
+    not from recent episode costs, so lambda moves every learner step with no loop coupling.
+  * ``budget`` is therefore in the critic's units, a discounted cost-to-go. The replay
+    bootstraps time-limit truncations, so spending c per step forever is worth c / (1 - gamma):
+    a per-episode energy budget E over T-step episodes is ``budget_from_episode_budget(E, T,
+    gamma) = E / (T (1 - gamma))``.
+  * d_c is the replay's discount (gamma^n, 0 after a termination) when ``cost_gamma`` is None;
+    another cost_gamma needs 1-step returns (the replay discounts n-step costs with gamma).
+  * ``q_reduction`` aggregates the cost ensemble: "mean" (default) or "max" (pessimistic: the
+    actor then avoids actions any member thinks costly).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from robo_rl.agents.sac import EnsembleCritic, SACConfig
+from robo_rl.nets import FeatureTrunk, init_weights_
+
+COST_Q_REDUCTIONS = ("mean", "max")
+
+
+@dataclass
+class LagrangianConfig:
+    """Every number of the Lagrangian constraint (configs/constraint/energy.yaml mirrors it)."""
+    name: str = "energy"
+    cost_key: str = "cost"          # info key of the per-step cost the loop stores in the replay
+    budget: float = 2.0             # d, on the discounted cost-to-go (see budget_from_episode_budget)
+    multiplier_lr: float = 1e-3     # dual ascent step on lambda per learner step
+    init_multiplier: float = 0.0    # lambda at the start (>= 0)
+    cost_gamma: float | None = None # None -> the replay's discount (the agent's gamma, n-step)
+    num_critics: int = 2            # cost critic ensemble size
+    hidden_dims: tuple[int, ...] | None = None  # None -> the agent's hidden_dims
+    q_reduction: str = "mean"       # "mean" or "max" over the cost ensemble
+    critic_lr: float | None = None  # None -> the agent's critic learning rate
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "LagrangianConfig":
+        values = dict(values)
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ValueError(f"unknown constraint config keys {unknown}: valid keys are {sorted(valid)}")
+        if values.get("hidden_dims") is not None:
+            values["hidden_dims"] = tuple(int(width) for width in values["hidden_dims"])
+        return cls(**values)
+
+
+def check_constraint_config(cfg: LagrangianConfig, agent_cfg: SACConfig) -> None:
+    if cfg.init_multiplier < 0 or cfg.multiplier_lr < 0:
+        raise ValueError(f"init_multiplier ({cfg.init_multiplier}) and multiplier_lr "
+                         f"({cfg.multiplier_lr}) must be >= 0: lambda is a Lagrange multiplier")
+    if cfg.num_critics < 1:
+        raise ValueError(f"constraint num_critics must be >= 1, got {cfg.num_critics}")
+    if cfg.q_reduction not in COST_Q_REDUCTIONS:
+        raise ValueError(f"constraint q_reduction={cfg.q_reduction!r}: use one of {COST_Q_REDUCTIONS}")
+    if cfg.cost_gamma is not None:
+        if not 0.0 <= cfg.cost_gamma < 1.0:
+            raise ValueError(f"cost_gamma must be in [0, 1) or null, got {cfg.cost_gamma}")
+        if agent_cfg.n_step != 1:
+            raise ValueError(f"cost_gamma={cfg.cost_gamma} needs agent.n_step=1 (the replay "
+                             f"discounts n-step costs with agent.gamma); set cost_gamma: null")
+
+
+def constraint_config(constraint_cfg) -> LagrangianConfig | None:
+    """The constraint named by a Hydra ``constraint`` group entry: None for ``name: none``."""
+    if constraint_cfg is None:
+        return None
+    if not isinstance(constraint_cfg, Mapping):
+        from omegaconf import OmegaConf  # a DictConfig from Hydra
+        constraint_cfg = OmegaConf.to_container(constraint_cfg, resolve=True)
+    values = dict(constraint_cfg)
+    name = values.get("name")
+    if name == "none":
+        return None
+    if name not in CONSTRAINTS:
+        raise ValueError(f"unknown constraint name {name!r}: use one of {['none', *CONSTRAINTS]}")
+    return CONSTRAINTS[name].from_dict(values)
+
+
+def budget_from_episode_budget(episode_budget: float, episode_length: int, gamma: float) -> float:
+    """The discounted cost-to-go of spending ``episode_budget`` evenly over ``episode_length``
+    steps, forever (the replay bootstraps truncations): (E / T) / (1 - gamma)."""
+    if episode_length < 1 or not 0.0 <= gamma < 1.0:
+        raise ValueError(f"need episode_length >= 1 and 0 <= gamma < 1, got {episode_length}, {gamma}")
+    return episode_budget / episode_length / (1.0 - gamma)
+
+
+class LagrangianConstraint:
+    """Cost critic (an ensemble like SAC's critics) + target, and the multiplier lambda.
+
+    The agent calls ``update_critic`` per critic minibatch, adds ``actor_penalty`` to its
+    actor loss, and calls ``update_multiplier`` once per learner step."""
+
+    def __init__(self, cfg: LagrangianConfig, agent_cfg: SACConfig, pixel_dim: int, state_dim: int,
+                 action_dim: int, device="cpu"):
+        check_constraint_config(cfg, agent_cfg)
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.tau = agent_cfg.tau
+        critic_cfg = dataclasses.replace(
+            agent_cfg, num_critics=cfg.num_critics,
+            hidden_dims=cfg.hidden_dims if cfg.hidden_dims is not None else agent_cfg.hidden_dims)
+        self.critic = EnsembleCritic(FeatureTrunk(pixel_dim, state_dim, agent_cfg.encoder.feature_dim),
+                                     action_dim, critic_cfg)
+        init_weights_(self.critic.trunk, agent_cfg.weight_init)
+        self.critic.to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+        agent_critic_lr = agent_cfg.critic_lr if agent_cfg.critic_lr is not None else agent_cfg.lr
+        lr = cfg.critic_lr if cfg.critic_lr is not None else agent_critic_lr
+        self.optimizer = torch.optim.Adam(self._critic_params, lr=lr, foreach=True)
+        # A device tensor, updated in place: the dual step needs no host sync.
+        self.multiplier = torch.tensor(float(cfg.init_multiplier), device=self.device)
+
+    def reduce(self, q: torch.Tensor) -> torch.Tensor:
+        """N x B cost values of the ensemble -> B."""
+        return q.mean(dim=0) if self.cfg.q_reduction == "mean" else q.max(dim=0).values
+
+    def cost_discount(self, discount: torch.Tensor) -> torch.Tensor:
+        if self.cfg.cost_gamma is None:
+            return discount
+        # 1-step returns (checked): discount is gamma, or 0 after a termination.
+        return (discount > 0).to(discount.dtype) * self.cfg.cost_gamma
+
+    @torch.no_grad()
+    def target(self, cost, discount, next_features, next_action) -> torch.Tensor:
+        """y_c = c + d_c * reduce_i Qbar_c,i(s', a')."""
+        next_q = self.reduce(self.critic_target(next_features, next_action))
+        return cost + self.cost_discount(discount) * next_q
+
+    def update_critic(self, features, action, cost, discount, next_features, next_action):
+        """One cost critic step on detached features, then its Polyak step."""
+        if cost is None:
+            raise ValueError("the batch has no cost: constrained training needs a replay built with "
+                             "ReplayBuffer(..., track_cost=True) and add(..., cost=info[cost_key])")
+        target = self.target(cost, discount, next_features, next_action)
+        q = self.critic(features, action)                              # N x B
+        loss = (q - target).pow(2).mean(dim=1).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
+        return {"cost_loss": loss.detach(), "cost_target_mean": target.mean()}
+
+    def actor_penalty(self, features, action):
+        """(lambda * reduce_i Q_c,i(s, a) per row, differentiable in ``action``; the detached
+        batch mean of reduce_i Q_c,i(s, a), the J_c estimate for ``update_multiplier``)."""
+        cost_q = self.reduce(self.critic(features, action))
+        return self.multiplier * cost_q, cost_q.detach().mean()
+
+    @torch.no_grad()
+    def update_multiplier(self, cost_estimate: torch.Tensor):
+        """lambda <- max(0, lambda + multiplier_lr * (J_c_hat - budget))."""
+        self.multiplier.add_(self.cfg.multiplier_lr * (cost_estimate - self.cfg.budget)).clamp_(min=0.0)
+        return {"lambda": self.multiplier.clone(), "cost_q": cost_estimate}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"critic": self.critic.state_dict(), "critic_target": self.critic_target.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "multiplier": self.multiplier.clone()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        missing = sorted(set(self.state_dict()) - set(state))
+        if missing:
+            raise KeyError(f"constraint state lacks {missing}: was it saved by "
+                           f"LagrangianConstraint.state_dict()?")
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.multiplier.copy_(state["multiplier"])
+
+
+CONSTRAINTS: dict[str, type[LagrangianConfig]] = {"energy": LagrangianConfig}

@@ -1,0 +1,163 @@
+"""Lagrangian constraint (passivity-aware SAC): dual ascent and cost-critic math on hand cases,
+a state round trip, config errors, and a short learning check on a 1-step problem."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from robo_rl.agents.constraint import (LagrangianConfig, LagrangianConstraint,
+                                       budget_from_episode_budget, constraint_config)
+from robo_rl.agents.sac import SACConfig
+from robo_rl.nets import EnsembleLinear
+
+torch.set_num_threads(1)
+
+STATE_DIM, ACTION_DIM = 3, 2
+
+
+def make_constraint(agent_overrides=None, **overrides) -> LagrangianConstraint:
+    agent_cfg = SACConfig(hidden_dims=(8,), **(agent_overrides or {}))
+    values = dict(num_critics=2, budget=1.0, multiplier_lr=0.1, init_multiplier=0.5)
+    values.update(overrides)
+    return LagrangianConstraint(LagrangianConfig(**values), agent_cfg, pixel_dim=0,
+                                state_dim=STATE_DIM, action_dim=ACTION_DIM)
+
+
+def set_constant_cost_q(constraint: LagrangianConstraint, member_values) -> None:
+    """Zero every weight so member i outputs member_values[i] for any input (critic and target)."""
+    layers = [m for m in constraint.critic.modules() if isinstance(m, EnsembleLinear)]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.zero_()
+            layer.bias.zero_()
+        layers[-1].bias.copy_(torch.tensor(member_values, dtype=torch.float32).view(-1, 1, 1))
+    constraint.critic_target.load_state_dict(constraint.critic.state_dict())
+
+
+def random_inputs(batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch, STATE_DIM, generator=g), torch.rand(batch, ACTION_DIM, generator=g) * 2 - 1)
+
+
+# ---------------------------------------------------------------------------- dual ascent
+def test_multiplier_rises_above_budget_then_falls_to_zero_and_stays():
+    constraint = make_constraint()  # lambda 0.5, lr 0.1, budget 1
+    metrics = constraint.update_multiplier(torch.tensor(3.0))
+    assert constraint.multiplier.item() == pytest.approx(0.5 + 0.1 * (3.0 - 1.0))
+    assert metrics["lambda"].item() == pytest.approx(0.7) and metrics["cost_q"].item() == 3.0
+    # Below budget by 1: lambda falls 0.1 per step, 0.7 -> 0 after 7 steps, then stays at 0.
+    history = [constraint.update_multiplier(torch.tensor(0.0))["lambda"].item() for _ in range(10)]
+    assert history[:7] == pytest.approx([0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0], abs=1e-6)
+    assert history[7:] == [0.0, 0.0, 0.0]
+    constraint.update_multiplier(torch.tensor(1.0))  # exactly at the budget: no change
+    assert constraint.multiplier.item() == 0.0
+    constraint.update_multiplier(torch.tensor(1.5))
+    assert constraint.multiplier.item() == pytest.approx(0.05)
+
+
+def test_episode_budget_conversion():
+    # 2 J per 100-step episode at gamma 0.99: 0.02 J per step, worth 0.02 / 0.01 = 2 J to go.
+    assert budget_from_episode_budget(2.0, 100, 0.99) == pytest.approx(2.0)
+    assert budget_from_episode_budget(0.5, 1, 0.0) == 0.5
+    with pytest.raises(ValueError, match="gamma < 1"):
+        budget_from_episode_budget(1.0, 10, 1.0)
+
+
+# ---------------------------------------------------------------------------- cost critic
+@pytest.mark.parametrize("reduction, next_q", [("mean", 3.0), ("max", 4.0)])
+def test_cost_target_loss_and_penalty_on_a_hand_set_critic(reduction, next_q):
+    constraint = make_constraint(q_reduction=reduction)
+    set_constant_cost_q(constraint, [2.0, 4.0])
+    features, action = random_inputs()
+    cost, discount = torch.tensor([1.0, 0.5]), torch.tensor([0.5, 0.0])  # 2nd row terminated
+    target = constraint.target(cost, discount, features, action)
+    assert torch.allclose(target, torch.tensor([1.0 + 0.5 * next_q, 0.5]))
+
+    penalty, cost_q = constraint.actor_penalty(features, action)  # lambda 0.5
+    assert torch.allclose(penalty, torch.full((2,), 0.5 * next_q)) and cost_q.item() == next_q
+
+    # Loss = sum over members of the mean squared error to the target.
+    expected = sum(((q - target) ** 2).mean() for q in (2.0, 4.0))
+    bias_before = constraint.critic_target.q.layers[-1].bias.detach().clone()
+    metrics = constraint.update_critic(features, action, cost, discount, features, action)
+    assert metrics["cost_loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    # Polyak: the target bias moved tau of the way to the stepped critic's.
+    bias_after = constraint.critic.q.layers[-1].bias.detach()
+    tau = constraint.tau
+    assert torch.allclose(constraint.critic_target.q.layers[-1].bias,
+                          (1 - tau) * bias_before + tau * bias_after)
+
+
+def test_cost_gamma_replaces_the_replay_discount_for_one_step_returns():
+    constraint = make_constraint(cost_gamma=0.9)
+    set_constant_cost_q(constraint, [2.0, 4.0])
+    features, action = random_inputs()
+    target = constraint.target(torch.tensor([1.0, 0.5]), torch.tensor([0.99, 0.0]), features, action)
+    assert torch.allclose(target, torch.tensor([1.0 + 0.9 * 3.0, 0.5]))
+    with pytest.raises(ValueError, match="n_step=1"):
+        make_constraint(agent_overrides=dict(n_step=3), cost_gamma=0.9)
+
+
+def test_update_without_costs_names_the_replay_fix():
+    constraint = make_constraint()
+    features, action = random_inputs()
+    with pytest.raises(ValueError, match="track_cost=True"):
+        constraint.update_critic(features, action, None, torch.ones(2), features, action)
+
+
+# ---------------------------------------------------------------------------- state and config
+def test_state_round_trip_continues_identically():
+    def train(constraint, steps, seed):
+        for k in range(steps):
+            features, action = random_inputs(batch=16, seed=seed + k)
+            cost = action.abs().sum(-1)
+            constraint.update_critic(features, action, cost, torch.full((16,), 0.9), features, action)
+            constraint.update_multiplier(constraint.actor_penalty(features, action)[1])
+
+    original = make_constraint(budget=0.0)  # every cost is over budget: lambda keeps rising
+    train(original, 5, seed=0)
+    copy = make_constraint(budget=0.0, init_multiplier=0.0)
+    buffer = io.BytesIO()  # through bytes, as a checkpoint: no tensor shared with the original
+    torch.save(original.state_dict(), buffer)
+    buffer.seek(0)
+    copy.load_state_dict(torch.load(buffer))
+    assert copy.multiplier.item() == original.multiplier.item()
+    train(original, 3, seed=10)
+    train(copy, 3, seed=10)
+    for a, b in zip(original.critic.parameters(), copy.critic.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(original.critic_target.parameters(), copy.critic_target.parameters()):
+        assert torch.equal(a, b)
+    assert copy.multiplier.item() == original.multiplier.item() > 0
+    with pytest.raises(KeyError, match="multiplier"):
+        copy.load_state_dict({"critic": {}, "critic_target": {}, "optimizer": {}})
+
+
+def test_config_from_hydra_group_and_bad_values():
+    assert constraint_config({"name": "none"}) is None
+    assert constraint_config(None) is None
+    cfg = constraint_config({"name": "energy", "budget": 3.0, "hidden_dims": [16, 16]})
+    assert cfg == LagrangianConfig(budget=3.0, hidden_dims=(16, 16))
+    with pytest.raises(ValueError, match="unknown constraint name"):
+        constraint_config({"name": "energi"})
+    with pytest.raises(ValueError, match="unknown constraint config keys \\['budgte'\\]"):
+        constraint_config({"name": "energy", "budgte": 1.0})
+    with pytest.raises(ValueError, match="must be >= 0"):
+        make_constraint(multiplier_lr=-1.0)
+    with pytest.raises(ValueError, match="q_reduction"):
+        make_constraint(q_reduction="min")
+
+
+def test_energy_yaml_holds_every_config_field():
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    import robo_rl.configs
+
+    yaml = Path(robo_rl.configs.__file__).parent / "constraint" / "energy.yaml"
+    values = OmegaConf.to_container(OmegaConf.load(yaml))
+    assert set(values) == {f for f in LagrangianConfig.__dataclass_fields__}
+    assert constraint_config(values) == LagrangianConfig.from_dict(values)
