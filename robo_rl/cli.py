@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 USAGE = __doc__
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
 
 
 class ConfigError(ValueError):
@@ -94,12 +95,16 @@ def _train(cfg: DictConfig) -> None:
     from robo_rl.checkpoint import CheckpointError
     from robo_rl.loops.online import NonFiniteError, train
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         validate_train_config(cfg)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
         result = train(cfg, run_dir)
     except (ConfigError, CheckpointError, NonFiniteError, ValueError) as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        print(f"robo-rl: interrupted; checkpoint and replay saved in {run_dir}. Continue with: "
+              f"robo-rl train hydra.run.dir={run_dir} resume=true", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     print(result.summary())
 
 

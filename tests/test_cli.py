@@ -102,3 +102,73 @@ def test_resume_false_on_existing_run_refuses_to_overwrite(trained_run, tmp_path
     proc = run_cli("train", *SMALL_TRAIN, "resume=false", f"hydra.run.dir={copy}")
     assert proc.returncode != 0 and "resume=true" in proc.stderr
     assert tree_snapshot(copy) == before
+
+
+def _start_train(run_dir, *extra):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    return subprocess.Popen([sys.executable, "-m", "robo_rl.cli", "train", *SMALL_TRAIN, *extra,
+                             f"hydra.run.dir={run_dir}"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+
+
+def _wait_for(predicate, proc, timeout=120.0):
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for the run")
+
+
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
+    import signal
+
+    from robo_rl.checkpoint import load_checkpoint
+    from robo_rl.replay import ReplayBuffer
+
+    run_dir = tmp_path / "r"
+    proc = _start_train(run_dir, "train.steps=100000", "train.checkpoint_every=100000", "train.eval_every=100000")
+    _wait_for(lambda: len(list((run_dir / "replay").glob("chunk_*"))) >= 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "resume=true" in err
+    saved = load_checkpoint(run_dir / "checkpoints/latest.pt")
+    assert saved["step"] >= 3 * 64
+    assert len(ReplayBuffer.load(run_dir / "replay")) == saved["step"]  # flushed: nothing lost
+
+    proc = run_cli("train", *SMALL_TRAIN, f"train.steps={saved['step'] + 40}", "resume=true",
+                   f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(run_dir / "checkpoints/latest.pt")["step"] == saved["step"] + 40
+
+
+def test_sigkill_loses_at_most_one_chunk_and_resumes(tmp_path):
+    import signal
+
+    from robo_rl.checkpoint import load_checkpoint
+    from robo_rl.replay import ReplayBuffer
+
+    run_dir = tmp_path / "r"
+    proc = _start_train(run_dir, "train.steps=100000", "train.checkpoint_every=128", "train.eval_every=100000")
+    _wait_for(lambda: len(list((run_dir / "replay").glob("chunk_*"))) >= 4, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    chunks = len(list((run_dir / "replay").glob("chunk_*")))
+    on_disk = len(ReplayBuffer.load(run_dir / "replay"))
+    saved = load_checkpoint(run_dir / "checkpoints/latest.pt")  # the last complete one
+    assert on_disk >= saved["step"]
+    assert on_disk >= (chunks - 1) * 64  # only the chunk being filled was lost
+
+    proc = run_cli("train", *SMALL_TRAIN, f"train.steps={saved['step'] + 40}", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(run_dir / "checkpoints/latest.pt")["step"] == saved["step"] + 40
+    assert len(ReplayBuffer.load(run_dir / "replay")) >= on_disk + 40 - 1

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     metrics: dict[str, float] = {}
     # Steady-state speed: time spent in act/step/store/update after the seed steps only.
     learn_time, learn_steps, learn_updates = 0.0, 0, 0
+    previous_sigterm = _sigterm_as_interrupt()
     try:
         if step == 0:
             run_eval(0)
@@ -229,6 +231,8 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         replay.flush()  # keep every finite transition collected so far
         raise
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if bar is not None:
             bar.close()
         logger.close()
@@ -241,6 +245,17 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                        learning_env_steps_per_s=(learn_steps * cfg.task.action_repeat / learn_time)
                        if learn_time > 0 else None,
                        learning_updates_per_s=learn_updates / learn_time if learn_time > 0 else None)
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM (a scheduler, `kill`) save a checkpoint like Ctrl-C does; returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _checkpoint_to_resume(resume: Any, ckpt_file: Path) -> dict | None:
