@@ -9,6 +9,10 @@ noise from other processes; the median rate of each is printed, per thread count
 
     .venv/bin/python bench/sac_update_speed.py [--threads 1 2] [--seconds 2] [--rounds 3]
                                                [--agent sac|rlpd] [--utd 1]
+                                               [--precision float32|bfloat16]
+
+On a shared machine, compare only numbers printed by the same run (other processes on the
+cores slow both sides alike only when they are interleaved, as here).
 """
 from __future__ import annotations
 
@@ -141,6 +145,8 @@ def main():
     parser.add_argument("--agent", default="sac", choices=["sac", "rlpd"])
     parser.add_argument("--utd", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                        help="robo_rl's SACConfig.precision (the plain baseline stays float32)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -150,13 +156,14 @@ def main():
                        high=np.ones(ACTION_DIM))
     source = RandomSource()
     print(f"SAC update speed: obs {OBS_DIM}, act {ACTION_DIM}, {HIDDEN}x{HIDDEN}, batch {BATCH}, "
-          f"agent={args.agent}, utd={args.utd}, torch {torch.__version__}")
+          f"agent={args.agent}, utd={args.utd}, precision={args.precision}, "
+          f"torch {torch.__version__}")
     for threads in args.threads:
         torch.set_num_threads(threads)
         ours_rates, plain_rates = [], []
         for _ in range(args.rounds):
-            ours = make_agent({"name": args.agent, "utd": args.utd, "seed": 0}, obs_space,
-                              action_space, args.device)
+            ours = make_agent({"name": args.agent, "utd": args.utd, "seed": 0,
+                               "precision": args.precision}, obs_space, action_space, args.device)
             ours_rates.append(rate(ours, source, args.seconds))
             if args.agent == "sac" and args.utd == 1 and args.device == "cpu":
                 plain_rates.append(rate(PlainSAC(), source, args.seconds))

@@ -469,3 +469,33 @@ def bandit_eval_error(**overrides):
 def test_sac_learns_bandit_and_broken_actor_does_not():
     assert bandit_eval_error() < 0.1
     assert bandit_eval_error(actor_lr=0.0) > 0.3
+
+
+# ---- precision -------------------------------------------------------------------------------
+
+def test_bfloat16_precision_runs_nets_in_bfloat16_and_keeps_outputs_float32():
+    with pytest.raises(ValueError, match="precision"):
+        small_agent(precision="float16")
+    full, half = small_agent(seed=0), small_agent(seed=0, precision="bfloat16")
+    half.critic.load_state_dict(full.critic.state_dict())
+    half.actor.load_state_dict(full.actor.state_dict())
+    torch.manual_seed(0)
+    features, action = torch.randn(64, 3), torch.rand(64, 2) * 2 - 1
+    seen_dtypes = []
+    hook = half.critic.q.layers[0].register_forward_hook(
+        lambda module, inputs, output: seen_dtypes.append(output.dtype))
+    q_half = half.q_values(half.critic, features, action)
+    hook.remove()
+    q_full = full.q_values(full.critic, features, action)
+    assert seen_dtypes == [torch.bfloat16] and q_half.dtype == q_full.dtype == torch.float32
+    # bfloat16 keeps 8 mantissa bits: relative error ~1e-2, far from the fp32 result's 1e-7
+    torch.testing.assert_close(q_half, q_full, rtol=5e-2, atol=5e-2)
+    assert not torch.equal(q_half, q_full)
+    mean_half, log_std_half = half.policy(features)
+    mean_full, _ = full.policy(features)
+    assert mean_half.dtype == log_std_half.dtype == torch.float32
+    torch.testing.assert_close(mean_half, mean_full, rtol=5e-2, atol=5e-2)
+    metrics = half.update(FakeSource(state_obs(3), 2), 0)
+    assert all(math.isfinite(value) for value in metrics.values())
+    assert half.log_alpha.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in half._critic_params + half._actor_params)
