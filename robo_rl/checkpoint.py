@@ -6,13 +6,13 @@ turns every failure into a `CheckpointError` that names the file and what to do 
 """
 from __future__ import annotations
 
-import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from robo_rl.atomic import write_atomically
 
 FORMAT = "robo_rl-checkpoint"
 FORMAT_VERSION = 1
@@ -26,20 +26,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Serialise `payload` to `path` atomically and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return write_atomically(path, lambda handle: torch.save(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, handle))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -61,17 +49,3 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} was written by a newer robo_rl (format {payload['format_version']} > "
                               f"{FORMAT_VERSION}); upgrade robo_rl to read it")
     return payload
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Make the rename itself durable (POSIX); harmless where directories cannot be opened.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -468,7 +468,7 @@ def test_killed_writer_loses_at_most_the_chunk_being_filled(tmp_path):
     assert reported == 4 * CHUNK
     restored = ReplayBuffer.load(tmp_path / "in_write")
     assert restored.num_slots_written == 3 * CHUNK
-    assert (tmp_path / "in_write" / "chunk_00000003.npz.tmp").exists()
+    assert (tmp_path / "in_write" / ".chunk_00000003.npz.tmp").exists()
     assert_exact_prefix(restored)
 
     # Killed at full speed, possibly inside a chunk write: the reload sees only whole chunks.

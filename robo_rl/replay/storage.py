@@ -13,7 +13,7 @@ fsynced, then ``os.replace``d onto its final name, so a reader only ever sees a 
 file or a whole new file. Nothing here ever deletes a file.
 
 Reload policy: a chunk that cannot be read, or whose arrays do not match the metadata, raises
-``ReplayDataError`` naming the file; nothing is skipped silently. A ``chunk_*.npz.tmp`` left by
+``ReplayDataError`` naming the file; nothing is skipped silently. A ``.chunk_*.npz.tmp`` left by
 a process killed mid-write is ignored (it is replaced when that chunk is written again). One
 writer per directory: two processes appending to the same directory is not supported.
 """
@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from robo_rl.atomic import fsync_directory, write_atomically
+
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 _CHUNK_PATTERN = re.compile(r"^chunk_(\d{8})\.npz$")
-_TMP_SUFFIX = ".tmp"
 
 
 class ReplayDataError(RuntimeError):
@@ -54,30 +55,8 @@ def list_chunks(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(path: Path, write) -> None:
-    tmp_path = path.with_name(path.name + _TMP_SUFFIX)
-    with open(tmp_path, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp_path, path)
-    _fsync_directory(path.parent)
-
-
 def write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    _write_atomically(path, lambda handle: np.savez(handle, **arrays))
+    write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
 def read_chunk(path: Path) -> dict[str, np.ndarray]:
@@ -94,7 +73,7 @@ def read_chunk(path: Path) -> dict[str, np.ndarray]:
 
 def write_metadata(directory: Path, metadata: dict[str, Any]) -> None:
     text = json.dumps(metadata, indent=2, sort_keys=True).encode()
-    _write_atomically(directory / METADATA_FILE, lambda handle: handle.write(text))
+    write_atomically(directory / METADATA_FILE, lambda handle: handle.write(text))
 
 
 def read_metadata(directory: Path) -> dict[str, Any] | None:
