@@ -77,6 +77,19 @@ _MAX_PASSIVITY_BACKTRACKS = 8
 
 FRANKA_TORQUE_LIMIT = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # Nm, Franka Panda datasheet
 
+try:
+    # The LAPACK gesv gufunc that np.linalg.solve(A, b) calls for a 1-D b: same result, bit for
+    # bit, without ~6 us of argument checks per tick. A singular system gives NaN (caught with
+    # the torque's finiteness check) instead of LinAlgError. Private numpy module, hence the
+    # fallback.
+    from numpy.linalg._umath_linalg import solve1 as _solve_vector
+except ImportError:  # pragma: no cover - numpy moved it
+    def _solve_vector(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        try:
+            return np.linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            return np.full(len(b), np.nan)
+
 
 @dataclass
 class ImpedanceParams:
@@ -348,11 +361,9 @@ class CartesianImpedanceController:
             # then J^T F + tau0 - J^T (J^T+ tau0) = J^T (F - J^T+ tau0) + tau0
             gram = np.dot(jac, jac_t)
             gram += self._damping_eye
-            try:
-                weights = np.linalg.solve(gram, np.dot(jac, tau0))
-            except np.linalg.LinAlgError:  # only reachable with absurd (~1e150) Jacobian entries
-                return self._hold_torque("J J^T + lambda^2 I not invertible (Jacobian entries "
-                                         "absurdly large?); raise ImpedanceParams.pinv_damping")
+            # singular only for absurd (~1e150) Jacobian entries: NaN, a RuntimeWarning, and
+            # the finiteness check below holds the torque (np.errstate would cost ~3 us a tick)
+            weights = _solve_vector(gram, np.dot(jac, tau0))
             tau = np.dot(jac_t, force - weights)
             tau += tau0
         else:
@@ -361,12 +372,16 @@ class CartesianImpedanceController:
             tau += state.coriolis
         desired = tau.tolist()
         if not math.isfinite(sum(desired)):
-            return self._hold_torque("state not finite (q, qd, jacobian or coriolis has NaN/inf)")
+            return self._hold_torque("state not finite (q, qd, jacobian or coriolis has NaN/inf), "
+                                     "or J J^T + lambda^2 I not invertible (Jacobian entries "
+                                     "absurdly large? raise ImpedanceParams.pinv_damping)")
         # rate limit around the last command, then the absolute limit; the second clip keeps the
         # rate bound because the last command lies within the limits. Seven Python floats are
-        # cheaper here than six numpy calls.
-        torque = [min(max(min(max(t, p - s), p + s), -lim), lim) for t, p, s, lim in
-                  zip(desired, self._tau_list, torque_step, self._torque_limit_list)]
+        # cheaper here than six numpy calls, and conditional expressions than min/max calls.
+        torque = []
+        for t, p, s, lim in zip(desired, self._tau_list, torque_step, self._torque_limit_list):
+            t = p - s if t < p - s else p + s if t > p + s else t
+            torque.append(-lim if t < -lim else lim if t > lim else t)
 
         # --- commit
         self._ref_pos, self._ref_quat, self._stiffness = cand_pos, cand_quat, cand_k
