@@ -142,7 +142,12 @@ class ArmTask(gym.Env):
         self.observation_space = {"state": state_space, "pixels": pixel_space,
                                   "pixels_state": gym.spaces.Dict({"pixels": pixel_space,
                                                                    "state": state_space})}[obs_type]
-        self._renderer: mujoco.Renderer | None = None
+        # One renderer per frame size: the 84x84 observations and the larger video frames the
+        # training loop grabs between them each keep their own GL context (rebuilding one on
+        # every size change costs tens of milliseconds).
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self.dt = 1.0 / config.control_hz  # seconds per policy step (gymnasium's env.dt)
+        self.metadata = {**self.metadata, "render_fps": config.control_hz}
         self._np_random, _ = gym.utils.seeding.np_random(seed)
         self._episode_ready = False
 
@@ -172,10 +177,22 @@ class ArmTask(gym.Env):
         self.ft_torque_adr = m.sensor_adr[m.sensor("ft_torque").id]
         # Preallocated per-tick buffers (no allocation inside the controller loop).
         self._jac = np.zeros((6, m.nv))
+        # The arm's columns as their own C-contiguous array: numpy's small matmuls on the
+        # strided view self._jac[:, :n] cost about twice as much, several times per tick.
+        self._jac_arm = np.zeros((6, n))
         self._tcp_quat = np.zeros(4)
         self._coriolis = np.zeros(n)
-        # Home pose TCP orientation: tool pointing down; resets and set-points use it.
+        # Views into mjData's arrays (their memory is fixed for the MjData's lifetime), so a
+        # tick does not re-wrap them; the ArmState handed to the controller reads through them.
         d = self.data
+        self._tcp_xpos = d.site_xpos[self.tcp_site]
+        self._tcp_xmat = d.site_xmat[self.tcp_site]
+        self._qfrc_bias_arm = d.qfrc_bias[:n]
+        self._qfrc_gravcomp_arm = d.qfrc_gravcomp[:n]
+        self._ctrl_arm = d.ctrl[:n]
+        self._tick_state = ArmState(d.qpos[:n], d.qvel[:n], self._tcp_xpos, self._tcp_quat,
+                                    self._jac_arm, self._coriolis)
+        # Home pose TCP orientation: tool pointing down; resets and set-points use it.
         d.qpos[:n] = HOME_QPOS
         mujoco.mj_kinematics(m, d)
         mujoco.mju_mat2Quat(self._tcp_quat, d.site_xmat[self.tcp_site])
@@ -230,16 +247,21 @@ class ArmTask(gym.Env):
         return self.data.site_xpos[self.tcp_site].copy()
 
     def _arm_state(self, copy_arrays: bool) -> ArmState:
-        """ArmState of the current mjData (kinematics and bias forces must be current)."""
-        m, d, n = self.model, self.data, self.n_arm
+        """ArmState of the current mjData (kinematics and bias forces must be current).
+
+        copy_arrays=False returns the one preallocated ArmState whose arrays the next call
+        overwrites (the controller reads it within the tick); True returns independent copies."""
+        m, d = self.model, self.data
         mujoco.mj_jacSite(m, d, self._jac[:3], self._jac[3:], self.tcp_site)
-        mujoco.mju_mat2Quat(self._tcp_quat, d.site_xmat[self.tcp_site])
-        np.subtract(d.qfrc_bias[:n], d.qfrc_gravcomp[:n], out=self._coriolis)
-        arrays = (d.qpos[:n], d.qvel[:n], d.site_xpos[self.tcp_site], self._tcp_quat,
-                  self._jac[:, :n], self._coriolis)
+        np.copyto(self._jac_arm, self._jac[:, :self.n_arm])
+        mujoco.mju_mat2Quat(self._tcp_quat, self._tcp_xmat)
+        np.subtract(self._qfrc_bias_arm, self._qfrc_gravcomp_arm, out=self._coriolis)
+        state = self._tick_state
         if copy_arrays:  # the controller may keep references at reset; hand it its own copies
-            arrays = tuple(np.array(a) for a in arrays)
-        return ArmState(*arrays)
+            state = ArmState(*(np.array(a) for a in (state.q, state.qd, state.ee_pos,
+                                                     state.ee_quat, state.jacobian,
+                                                     state.coriolis)))
+        return state
 
     def _solve_ik(self, pos: np.ndarray, quat) -> np.ndarray:
         """Joint angles putting the TCP at (pos, quat): damped least squares from HOME_QPOS."""
@@ -317,19 +339,27 @@ class ArmTask(gym.Env):
             d.ctrl[self.gripper_actuator] = lo + 0.5 * (action[i] + 1.0) * (hi - lo)
 
         # 2. controller ticks at the physics rate.
-        energy_injected = 0.0
+        # energy bookkeeping of the controller's non-passive part and its damper (J, this step)
+        energy_injected = energy_returned = energy_dissipated = 0.0
         dt = c.physics_dt
         rejected = None
         tank = self.tank
+        controller_step, arm_state = self.controller.step, self._arm_state  # hoisted: 50x/step
+        ctrl_arm = self._ctrl_arm
+        target_pos, target_quat, stiffness = self.target_pos, self.target_quat, self.stiffness
         for _ in range(self.ticks_per_step):
             mujoco.mj_step1(m, d)
-            tau, info = self.controller.step(self._arm_state(copy_arrays=False), self.target_pos,
-                                             self.target_quat, self.stiffness, dt)
-            # energy the controller's non-passive part injected (with a tank: what it paid)
-            energy_injected += (info["energy_cost"] if tank is not None
-                                else max(info["energy_nonpassive"], 0.0))
+            tau, info = controller_step(arm_state(False), target_pos, target_quat, stiffness, dt)
+            # injected: what the non-passive part delivered (with a tank: what it paid);
+            # returned: energy it handed back (negative jumps, e.g. stiffness lowered)
+            energy_nonpassive = info["energy_nonpassive"]
+            if energy_nonpassive > 0.0:
+                energy_injected += info["energy_cost"] if tank is not None else energy_nonpassive
+            else:
+                energy_returned -= energy_nonpassive
+            energy_dissipated += info["power_dissipated"] * dt
             rejected = info["rejected"] or rejected
-            d.ctrl[self.arm_ctrl] = tau
+            ctrl_arm[:] = tau
             mujoco.mj_step2(m, d)
         mujoco.mj_forward(m, d)
         self.step_count += 1
@@ -339,7 +369,8 @@ class ArmTask(gym.Env):
         distance = self._goal_distance()
         success = distance <= c.success_threshold
         info = {"success": bool(success), "goal_distance": float(distance),
-                "energy_cost": float(energy_injected), **self._step_info_extra()}
+                "energy_cost": float(energy_injected), "energy_returned": float(energy_returned),
+                "energy_dissipated": float(energy_dissipated), **self._step_info_extra()}
         if self.tank is not None:
             info["tank_energy"] = float(self.tank.energy)
         if rejected is not None:
@@ -409,31 +440,47 @@ class ArmTask(gym.Env):
     def render_pixels(self, camera: str | None = None, size: int | None = None) -> np.ndarray:
         """uint8 image (3, H, W) from `camera` ("front" or "wrist")."""
         size = size or self.config.image_size
+        return np.ascontiguousarray(self._render(camera, size, size).transpose(2, 0, 1))
+
+    def render_frame(self, height: int | None = None, width: int | None = None,
+                     camera: str | None = None) -> np.ndarray:
+        """uint8 frame (H, W, 3) for videos, e.g. 256x256 while observations are 84x84; one
+        frame per policy step plays back in real time at 1 / dt = control_hz frames/s."""
+        height = self.config.image_size if height is None else height
+        return self._render(camera, height, height if width is None else width)
+
+    def _render(self, camera: str | None, height: int, width: int) -> np.ndarray:
         camera = camera or self.config.camera
         if camera not in CAMERAS:
             raise ValueError(f"camera={camera!r} is not one of {CAMERAS}")
-        name = "tool/wrist" if camera == "wrist" else camera
-        if self._renderer is None or self._renderer.height != size:
-            if self._renderer is not None:
-                self._renderer.close()
-            try:
-                self._renderer = mujoco.Renderer(self.model, size, size)
-            except Exception as err:  # noqa: BLE001 - the GL error type depends on the backend
-                raise RuntimeError(f"MuJoCo could not create an offscreen renderer with "
-                                   f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {err}. Install EGL "
-                                   "(apt: libegl1 libgl1) or OSMesa (libosmesa6), and set "
-                                   "MUJOCO_GL=egl|osmesa before mujoco is first imported "
-                                   "(import robo_rl.tasks first to default to egl)") from err
-        self._renderer.update_scene(self.data, camera=name)
-        return np.ascontiguousarray(self._renderer.render().transpose(2, 0, 1))
+        if not (isinstance(height, (int, np.integer)) and isinstance(width, (int, np.integer))
+                and height > 0 and width > 0):
+            raise ValueError(f"frame size must be positive integers, got {height!r}x{width!r}")
+        renderer = self._renderers.get((height, width))
+        if renderer is None:
+            renderer = self._renderers[(height, width)] = self._new_renderer(height, width)
+        renderer.update_scene(self.data, camera="tool/wrist" if camera == "wrist" else camera)
+        return renderer.render()
+
+    def _new_renderer(self, height: int, width: int) -> mujoco.Renderer:
+        vis = self.model.vis.global_  # the offscreen buffer must hold the frame; grow, never shrink
+        vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
+        try:
+            return mujoco.Renderer(self.model, height, width)
+        except Exception as err:  # noqa: BLE001 - the GL error type depends on the backend
+            raise RuntimeError(f"MuJoCo could not create an offscreen renderer with "
+                               f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {err}. Install EGL "
+                               "(apt: libegl1 libgl1) or OSMesa (libosmesa6), and set "
+                               "MUJOCO_GL=egl|osmesa before mujoco is first imported "
+                               "(import robo_rl.tasks first to default to egl)") from err
 
     def render(self):
-        return self.render_pixels().transpose(1, 2, 0)
+        return self.render_frame()
 
     def close(self):
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
 
     # ----------------------------------------------------------------------- snapshots
     def get_state(self) -> dict[str, Any]:

@@ -217,3 +217,112 @@ def test_reward_errors_name_the_problem():
         DistanceReward(threshold=0.0)
     with pytest.raises(ValueError, match="at least one term"):
         SumReward()
+
+
+# --------------------------------------------------------------------------- video frames
+def test_render_frame_keeps_one_renderer_per_size():
+    env = make_task("reach", obs_type="pixels", image_size=32)
+    obs, _ = env.reset()
+    frame = env.render_frame(48, 40)
+    assert frame.shape == (48, 40, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    renderers = dict(env._renderers)
+    assert set(renderers) == {(32, 32), (48, 40)}
+    # observation and video frames alternate, as in an eval episode: nothing is rebuilt
+    obs, *_ = env.step(np.ones(3))
+    env.render_frame(48, 40)
+    assert env._renderers == renderers
+    assert all(env._renderers[size] is renderers[size] for size in renderers)
+    # the same camera, size and state give the observation's picture exactly
+    assert np.array_equal(env.render_frame(32), obs.transpose(1, 2, 0))
+    with pytest.raises(ValueError, match="positive integers"):
+        env.render_frame(0, 32)
+    env.close()
+    assert env._renderers == {}
+
+
+def test_video_plays_at_the_policy_rate():
+    from robo_rl.envs import EnvConfig, make_env
+
+    assert make_task("reach").dt == pytest.approx(0.1)
+    assert make_task("reach", control_hz=5.0, physics_dt=0.002).dt == pytest.approx(0.2)
+    env = make_env(EnvConfig(name="arm/reach", video_size=48), seed=0)
+    assert env.video_fps == pytest.approx(10.0)  # one frame per 0.1 s policy step
+    env.reset()
+    assert env.render_frame().shape == (48, 48, 3)
+    assert env.render_frame(40, 56).shape == (40, 56, 3)
+    env.close()
+
+
+# --------------------------------------------------------------------------- control tick
+def test_tick_state_is_the_current_kinematics_in_preallocated_arrays():
+    import mujoco
+
+    env = make_task("push", seed=1)  # gripper fingers: the model has more DoFs than the arm
+    env.reset()
+    env.step(np.array([1.0, -1.0, 0.5]))
+    m, d, n = env.model, env.data, env.n_arm
+    assert m.nv > n
+    mujoco.mj_step1(m, d)  # mid-tick state: kinematics and bias forces of a new time step
+    state = env._arm_state(copy_arrays=False)
+    jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+    mujoco.mj_jacSite(m, d, jacp, jacr, env.tcp_site)
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, d.site_xmat[env.tcp_site])
+    assert np.array_equal(state.jacobian, np.vstack([jacp, jacr])[:, :n])
+    assert state.jacobian.flags.c_contiguous
+    assert np.array_equal(state.ee_quat, quat)
+    assert np.array_equal(state.ee_pos, d.site_xpos[env.tcp_site])
+    assert np.array_equal(state.q, d.qpos[:n]) and np.array_equal(state.qd, d.qvel[:n])
+    assert np.array_equal(state.coriolis, d.qfrc_bias[:n] - d.qfrc_gravcomp[:n])
+    assert env._arm_state(copy_arrays=False) is state  # the same buffers every tick
+    copied = env._arm_state(copy_arrays=True)
+    assert not any(np.shares_memory(a, b) for a, b in
+                   zip((copied.q, copied.jacobian, copied.ee_quat), (state.q, state.jacobian,
+                                                                     state.ee_quat)))
+
+
+def test_controller_holds_torque_when_the_pseudo_inverse_system_is_singular():
+    from robo_rl.controllers import ArmState, CartesianImpedanceController
+
+    n = 7
+    jacobian = np.random.default_rng(0).normal(size=(6, n))
+    state = ArmState(np.zeros(n), np.zeros(n), np.zeros(3), np.array([1.0, 0, 0, 0]), jacobian)
+    ctrl = CartesianImpedanceController(n_joints=n)
+    ctrl.reset(state)
+    tau, info = ctrl.step(state, np.array([0.005, 0, 0]), np.array([1.0, 0, 0, 0]), dt=0.002)
+    assert info["rejected"] is None and np.any(tau != 0)
+    absurd = ArmState(np.zeros(n), np.zeros(n), np.zeros(3), np.array([1.0, 0, 0, 0]),
+                      np.full((6, n), 1e160))  # J J^T overflows: the 6x6 solve gives NaN
+    with np.errstate(all="ignore"):
+        held, info = ctrl.step(absurd, np.zeros(3), np.array([1.0, 0, 0, 0]), dt=0.002)
+    assert np.array_equal(held, tau) and "not invertible" in info["rejected"]
+
+
+# --------------------------------------------------------------------------- passivity
+def cumulative_energy_excess(env, actions):
+    """max over the episode of injected - (T_0 - T_min + dissipated + returned), in J."""
+    env.reset(seed=0)
+    tank = env.config.tank
+    injected = 0.0
+    budget = tank.initial_energy - tank.min_energy
+    excess = -np.inf
+    for action in actions:
+        _, _, terminated, truncated, info = env.step(action)
+        assert info["energy_dissipated"] >= 0.0 and info["energy_returned"] >= 0.0
+        injected += info["energy_cost"]
+        budget += info["energy_dissipated"] + info["energy_returned"]
+        excess = max(excess, injected - budget)
+        if terminated or truncated:
+            break
+    return excess
+
+
+def test_energy_tank_keeps_injected_energy_within_the_passivity_budget():
+    # saturated set-point jumps with the stiffness swinging 300 <-> 2000 N/m every step
+    rng = np.random.default_rng(0)
+    actions = np.sign(rng.uniform(-1, 1, (100, 4)))
+    actions[:, 3] = np.where(np.arange(100) % 2 == 0, 1.0, -1.0)
+    unfiltered = make_task("contact_maze", variable_impedance=True, energy_tank=False)
+    filtered = make_task("contact_maze", variable_impedance=True, energy_tank=True)
+    assert cumulative_energy_excess(unfiltered, actions) > 0.1  # the bound is broken without it
+    assert cumulative_energy_excess(filtered, actions) <= 1e-9

@@ -56,7 +56,8 @@ class ArmBackend(Backend):
         self.action_space = self._env.action_space
         self.observation_space = self._checked_space(self._env.observation_space, cfg)
         self.default_max_episode_steps = None  # the task truncates its own episodes
-        self.control_timestep = getattr(self._env, "dt", None)  # gymnasium's name for it
+        # seconds per task step (0.1 s at the default 10 Hz policy rate): videos play at 1/dt fps
+        self.control_timestep = float(self._env.dt)
         self._obs: Any = None
 
     def _checked_space(self, space: gym.Space, cfg: EnvConfig) -> gym.Space:
@@ -107,15 +108,9 @@ class ArmBackend(Backend):
         return copy.deepcopy(self._obs)
 
     def render(self, height: int, width: int) -> np.ndarray:
-        render_frame = getattr(self._env, "render_frame", None)
-        if render_frame is not None:
-            return np.asarray(render_frame(height, width), np.uint8)
-        render_pixels = getattr(self._env, "render_pixels", None)  # square, channel-first
-        if render_pixels is not None and height == width:
-            return np.ascontiguousarray(render_pixels(size=height).transpose(1, 2, 0))
-        raise NotImplementedError(f"{self._name}: the task renders only square frames "
-                                  f"(render_pixels(size=...)); asked for {height}x{width}. Add "
-                                  "render_frame(height, width) in robo_rl.tasks for other shapes.")
+        # The task keeps one renderer per frame size, so video frames taken between the
+        # observation renders do not rebuild the observation's renderer.
+        return np.asarray(self._env.render_frame(height, width), np.uint8)
 
     def get_state(self) -> dict:
         return {"task": self._env.get_state(), "obs": copy.deepcopy(self._obs)}
