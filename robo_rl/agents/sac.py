@@ -22,6 +22,13 @@ Departures from the reference code, on purpose: SAC's critic loss sums the membe
 averages them; Adam makes the two equivalent up to its epsilon); the actor's log-std is squashed
 into [log_std_min, log_std_max] with tanh (SAC-AE/DrQ) rather than clipped, so its gradient
 never vanishes at the bounds.
+
+Speed (CPU, state obs, 256x256, batch 256): ~70% of an update is matmul time (torch.profiler),
+so the code only trims the rest: critics as one batched ensemble, fused Adam, one foreach
+Polyak step, actor and temperature in one backward with critic weight gradients pruned, one
+device->host copy of the metrics, and act() without autograd or log-prob. torch.compile of the
+losses gave no measurable gain at this size (and ~1-2 min of compile time), so it is not used.
+``precision: bfloat16`` runs the networks under autocast: ~1.4x per update on avx512_bf16 CPUs.
 """
 from __future__ import annotations
 
@@ -44,7 +51,7 @@ HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 LOG_TWO = math.log(2.0)
 ACTOR_Q_REDUCTIONS = ("mean", "min")
 AUGMENTATIONS = ("shift", "none")
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # name -> autocast dtype (None: off)
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -192,7 +199,7 @@ def check_config(cfg: SACConfig) -> None:
         raise ValueError(f"actor_q_reduction={cfg.actor_q_reduction!r}: use one of "
                          f"{ACTOR_Q_REDUCTIONS}")
     if cfg.precision not in PRECISIONS:
-        raise ValueError(f"precision={cfg.precision!r}: use one of {sorted(PRECISIONS)}")
+        raise ValueError(f"precision={cfg.precision!r}: use one of {PRECISIONS}")
     if cfg.augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation={cfg.augmentation!r}: use one of {AUGMENTATIONS}")
     if not cfg.log_std_min < cfg.log_std_max:
@@ -255,9 +262,8 @@ class SACAgent:
                                                 fused=True)
         self.critic_optimizer = torch.optim.Adam(critic_and_encoder,
                                                  lr=_or(cfg.critic_lr, cfg.lr), fused=True)
-        self.temperature_optimizer = torch.optim.Adam([self.log_alpha],
-                                                      lr=_or(cfg.temperature_lr, cfg.lr), fused=True)
-        self._autocast_dtype = PRECISIONS[cfg.precision]
+        self.temperature_optimizer = torch.optim.Adam(
+            [self.log_alpha], lr=_or(cfg.temperature_lr, cfg.lr), fused=True)
 
         # One generator drives every random choice of the agent (exploration noise, policy
         # samples in the losses, critic subsets, augmentation), so a checkpoint restores it all.
@@ -314,7 +320,7 @@ class SACAgent:
     def _autocast(self):
         """Network forwards in bfloat16 when cfg.precision says so (a no-op context otherwise)."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self._autocast_dtype is not None)
+                              enabled=self.cfg.precision == "bfloat16")
 
     def policy(self, features: torch.Tensor):
         """(mean, log_std) of pi(.|features), always float32 (also under bfloat16 autocast)."""
@@ -339,7 +345,8 @@ class SACAgent:
     def bootstrap_target(self, reward, discount, next_features, next_action, next_log_prob,
                          members: torch.Tensor | None) -> torch.Tensor:
         """y = r + d * (min_{k in members} Qbar_k(s', a') - [backup_entropy] alpha log pi(a'|s'))."""
-        next_q = self.q_values(self.critic_target, next_features, next_action, members).min(dim=0).values
+        next_q = self.q_values(self.critic_target, next_features, next_action, members)
+        next_q = next_q.min(dim=0).values
         if self.cfg.backup_entropy:
             next_q = next_q - self.alpha.detach() * next_log_prob
         return reward + discount * next_q
