@@ -172,3 +172,24 @@ def test_sigkill_loses_at_most_one_chunk_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert load_checkpoint(run_dir / "checkpoints/latest.pt")["step"] == saved["step"] + 40
     assert len(ReplayBuffer.load(run_dir / "replay")) >= on_disk + 40 - 1
+
+
+def test_multirun_with_joblib_runs_each_seed_in_its_own_dir(tmp_path):
+    proc = run_cli("train", "-m", "seed=0,1", "hydra/launcher=joblib", *SMALL_TRAIN, "train.steps=60",
+                   "train.seed_steps=40", "train.eval_every=60", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert runs == ["0_dmc-cartpole_swingup_sac_s0", "1_dmc-cartpole_swingup_sac_s1"]
+    for run in runs:
+        assert (tmp_path / run / "checkpoints/latest.pt").is_file()
+
+
+def test_pixel_training_runs_end_to_end(tmp_path):
+    run_dir = tmp_path / "px"
+    proc = run_cli("train", *SMALL_TRAIN, "task.obs_type=pixels", "task.image_size=48", "train.steps=60",
+                   "train.seed_steps=40", "train.eval_every=60", "agent.batch_size=8",
+                   "agent.encoder.num_layers=2", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained 60 agent steps" in proc.stdout
+    proc = run_cli("eval", f"checkpoint={run_dir / 'checkpoints/latest.pt'}", "episodes=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
