@@ -51,6 +51,9 @@ class TaskRunner:
                 env.reset()
         return wall, cpu
 
+    def close(self) -> None:
+        self.env.close()
+
 
 class PhysicsBaseline:
     """Raw MuJoCo on the task's own model: ticks_per_step mj_step with zero torque, one
@@ -83,6 +86,10 @@ class PhysicsBaseline:
             cpu += time.process_time() - c0
         return wall, cpu
 
+    def close(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
@@ -107,6 +114,8 @@ def main() -> None:
             totals[key][0] += wall
             totals[key][1] += cpu
     steps = chunk * args.rounds
+    for runner in variants.values():  # free the GL contexts before interpreter shutdown
+        runner.close()
 
     print(f"arm tasks, {steps} random-action policy steps per variant, {IMAGE_SIZE}x{IMAGE_SIZE} "
           f"pixels, MUJOCO_GL={os.environ['MUJOCO_GL']}; steps/s wall (CPU time)")
