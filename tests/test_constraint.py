@@ -161,3 +161,16 @@ def test_energy_yaml_holds_every_config_field():
     values = OmegaConf.to_container(OmegaConf.load(yaml))
     assert set(values) == {f for f in LagrangianConfig.__dataclass_fields__}
     assert constraint_config(values) == LagrangianConfig.from_dict(values)
+
+
+def test_hydra_composes_constraint_energy():
+    from hydra import compose, initialize_config_dir
+
+    from robo_rl.cli import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        energy = compose(config_name="config", overrides=["agent=sac", "constraint=energy",
+                                                          "constraint.budget=3.5"])
+        plain = compose(config_name="config", overrides=["agent=sac"])
+    assert constraint_config(energy.constraint) == LagrangianConfig(budget=3.5)
+    assert constraint_config(plain.constraint) is None

@@ -132,7 +132,7 @@ class LagrangianConstraint:
         self._target_params = list(self.critic_target.parameters())
         agent_critic_lr = agent_cfg.critic_lr if agent_cfg.critic_lr is not None else agent_cfg.lr
         lr = cfg.critic_lr if cfg.critic_lr is not None else agent_critic_lr
-        self.optimizer = torch.optim.Adam(self._critic_params, lr=lr, foreach=True)
+        self.optimizer = torch.optim.Adam(self._critic_params, lr=lr, fused=True)
         # A device tensor, updated in place: the dual step needs no host sync.
         self.multiplier = torch.tensor(float(cfg.init_multiplier), device=self.device)
 
