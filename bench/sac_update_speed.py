@@ -17,15 +17,20 @@ cores slow both sides alike only when they are interleaved, as here).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from types import SimpleNamespace
 
-import numpy as np
-import torch
-from torch import nn
+# With more threads than free cores, OpenMP threads spinning at barriers starve each other: on
+# a shared 2-core machine threads=2 fell to ~2 steps/s without this (see bench/sac_throughput.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads OpenMP
 
-from robo_rl.agents import make_agent
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from robo_rl.agents import make_agent  # noqa: E402
 
 OBS_DIM, ACTION_DIM, HIDDEN, BATCH = 17, 6, 256, 256
 LR, GAMMA, TAU = 3e-4, 0.99, 0.005
