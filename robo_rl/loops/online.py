@@ -168,11 +168,12 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     metrics: dict[str, float] = {}
     # Steady-state speed: time spent in act/step/store/update after the seed steps only.
     learn_time, learn_steps, learn_updates = 0.0, 0, 0
-    previous_sigterm = _sigterm_as_interrupt()
+    stop = _StopRequests().install()
     try:
         if step == 0:
             run_eval(0)
         while step < t.steps:
+            stop.check()
             tick = time.perf_counter()
             if obs is None:
                 obs, _ = env.reset(seed=cfg.seed + episode)
@@ -231,8 +232,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         replay.flush()  # keep every finite transition collected so far
         raise
     finally:
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        stop.uninstall()
         if bar is not None:
             bar.close()
         logger.close()
@@ -247,15 +247,33 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                        learning_updates_per_s=learn_updates / learn_time if learn_time > 0 else None)
 
 
-def _sigterm_as_interrupt():
-    """Make SIGTERM (a scheduler, `kill`) save a checkpoint like Ctrl-C does; returns the old handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
+class _StopRequests:
+    """Ctrl-C / SIGTERM ask the loop to stop at the next step boundary, so the checkpoint and the
+    replay agree on what was collected; a second signal stops at once."""
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    return signal.signal(signal.SIGTERM, handler)
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt(f"signal {signum} (second)")
+        self.requested = signum
+
+    def install(self) -> "_StopRequests":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def check(self) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt(f"signal {self.requested}")
+
+    def uninstall(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def _checkpoint_to_resume(resume: Any, ckpt_file: Path) -> dict | None:
