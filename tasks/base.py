@@ -82,7 +82,8 @@ class ArmTaskConfig:
 
 class ArmTask(gym.Env):
     """gymnasium env of one arm task. Subclasses set SCENE, TOOL, Config and implement
-    _sample_episode, _goal_distance, _task_obs and scripted_action."""
+    _sample_episode and scripted_action; the goal hooks default to a point goal `self.goal` for
+    the TCP (override _goal_distance/_task_obs/_task_state for other goals)."""
 
     metadata = {"render_modes": ["rgb_array"]}
     SCENE: str = ""
@@ -220,11 +221,12 @@ class ArmTask(gym.Env):
         """Place objects/goal for a new episode; return the TCP start position (world)."""
         raise NotImplementedError
 
+    # Defaults for tasks whose goal is a point for the TCP (`self.goal`, set by _sample_episode).
     def _goal_distance(self) -> float:
-        raise NotImplementedError
+        return float(np.linalg.norm(self.goal - self.data.site_xpos[self.tcp_site]))
 
     def _task_obs(self) -> np.ndarray:
-        raise NotImplementedError
+        return self.goal - self.data.site_xpos[self.tcp_site]
 
     def _step_info_extra(self) -> dict:
         """Task quantities the reward terms read from info (besides goal_distance)."""
@@ -232,10 +234,10 @@ class ArmTask(gym.Env):
 
     def _task_state(self) -> dict:
         """Task variables outside mjData (goal etc.) for get_state."""
-        return {}
+        return {"goal": self.goal}
 
     def _set_task_state(self, state: dict) -> None:
-        pass
+        self.goal = state["goal"]
 
     def scripted_action(self) -> np.ndarray:
         """A short privileged policy that solves the task (used by tests/demos)."""

@@ -42,18 +42,6 @@ class PegInsert(ArmTask):
         self.data.mocap_pos[0] = self.goal
         return self.goal + rng.uniform(c.start_offset_low, c.start_offset_high)
 
-    def _goal_distance(self):
-        return float(np.linalg.norm(self.goal - self.data.site_xpos[self.tcp_site]))
-
-    def _task_obs(self):
-        return self.goal - self.data.site_xpos[self.tcp_site]
-
-    def _task_state(self):
-        return {"goal": self.goal}
-
-    def _set_task_state(self, state):
-        self.goal = state["goal"]
-
     def scripted_action(self):
         """Align above the hole, then descend straight in."""
         c = self.config

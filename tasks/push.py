@@ -78,12 +78,6 @@ class Push(ArmTask):
     def _step_info_extra(self):
         return {"reach_distance": float(np.linalg.norm(self.block_pos - self.tcp_pos))}
 
-    def _task_state(self):
-        return {"goal": self.goal}
-
-    def _set_task_state(self, state):
-        self.goal = state["goal"]
-
     def scripted_action(self):
         """Go behind the block (as seen from the goal), descend, push towards the goal."""
         c = self.config

@@ -30,18 +30,6 @@ class Reach(ArmTask):
         self.data.mocap_pos[0] = self.goal
         return rng.uniform(c.start_low, c.start_high)
 
-    def _goal_distance(self):
-        return float(np.linalg.norm(self.goal - self.data.site_xpos[self.tcp_site]))
-
-    def _task_obs(self):
-        return self.goal - self.data.site_xpos[self.tcp_site]
-
-    def _task_state(self):
-        return {"goal": self.goal}
-
-    def _set_task_state(self, state):
-        self.goal = state["goal"]
-
     def scripted_action(self):
         """Move the set-point straight at the goal."""
         action = np.zeros(self.action_space.shape, np.float32)
