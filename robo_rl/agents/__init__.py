@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
+from robo_rl.agents.constraint import LagrangianConfig, constraint_config
 from robo_rl.agents.sac import SACAgent, SACConfig, check_config, rlpd_config
 
 AGENTS: dict[str, tuple[Callable[..., Any], type, Callable[[Any], None]]] = {
@@ -45,12 +46,16 @@ def agent_config(agent_cfg):
     return config
 
 
-def make_agent(agent_cfg, observation_space, action_space, device="cpu"):
-    """Build the learner named by ``agent_cfg.name`` (one of ``AGENTS``)."""
+def make_agent(agent_cfg, observation_space, action_space, device="cpu", constraint=None):
+    """Build the learner named by ``agent_cfg.name`` (one of ``AGENTS``). ``constraint``: the
+    Hydra ``constraint`` group (``name: none`` or ``energy``), a ``LagrangianConfig`` or None."""
     name = _as_dict(agent_cfg).get("name")
     config = agent_config(agent_cfg)
-    return AGENTS[name][1](config, observation_space, action_space, device)
+    if not isinstance(constraint, LagrangianConfig):
+        constraint = constraint_config(constraint)
+    return AGENTS[name][1](config, observation_space, action_space, device, constraint=constraint)
 
 
-__all__ = ["AGENTS", "agent_config", "make_agent", "SACAgent", "SACConfig", "rlpd_config"]
+__all__ = ["AGENTS", "agent_config", "constraint_config", "make_agent", "LagrangianConfig",
+           "SACAgent", "SACConfig", "rlpd_config"]
 

@@ -12,6 +12,10 @@ One learner step (``SACAgent.update``), as in the RLPD algorithm box:
         (reduce = mean over the ensemble (RLPD) or min (classic SAC): ``actor_q_reduction``)
         temperature loss = alpha * (entropy - target_entropy), entropy = -mean log pi(a~|s)
 
+With a constraint (``constraint=energy``: robo_rl/agents/constraint.py, Lagrangian SAC), each
+critic minibatch also trains the cost critic on the replay's per-step cost, the actor loss adds
+lambda * Q_c(s, a~), and lambda takes one dual-ascent step per learner step.
+
 d is the replay's discount (gamma^n, or 0 after a termination), so gamma and n_step in the
 config are read by the replay, not here. Pixels (DrQ-v2 style): a conv encoder shared by actor
 and critic, trained by the critic loss only; each head has its own Linear-LayerNorm-Tanh trunk;
@@ -229,7 +233,9 @@ def _action_dim(action_space) -> int:
 
 
 class SACAgent:
-    def __init__(self, cfg: SACConfig, observation_space, action_space, device="cpu"):
+    def __init__(self, cfg: SACConfig, observation_space, action_space, device="cpu",
+                 constraint=None):
+        """``constraint``: a ``LagrangianConfig`` (robo_rl.agents.constraint) or None."""
         check_config(cfg)
         self.cfg = cfg
         self.device = torch.device(device)
@@ -270,6 +276,12 @@ class SACAgent:
         seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**62, ()).item())
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.num_updates = 0
+
+        self.constraint = None
+        if constraint is not None:
+            from robo_rl.agents.constraint import LagrangianConstraint  # it builds on this module
+            self.constraint = LagrangianConstraint(constraint, cfg, pixel_dim, state_dim,
+                                                   self.action_dim, self.device)
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -379,8 +391,18 @@ class SACAgent:
         self.critic_optimizer.step()
         with torch.no_grad():  # one fused call over all target tensors, no per-parameter loop
             torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
-        return features.detach(), {"critic_loss": critic_loss.detach(),
-                                   "q_mean": q.detach().mean(), "target_q_mean": target.mean()}
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean(),
+                   "target_q_mean": target.mean()}
+        if self.constraint is not None:
+            metrics.update(self.update_cost_critic(batch, features.detach(), next_features))
+        return features.detach(), metrics
+
+    def update_cost_critic(self, batch, features, next_features):
+        """One cost critic step on the same minibatch, with its own a' ~ pi(.|s')."""
+        with torch.no_grad():
+            next_action, _ = sample_tanh_gaussian(*self.policy(next_features), self.generator)
+        return self.constraint.update_critic(features, batch.action, batch.cost, batch.discount,
+                                             next_features, next_action)
 
     def temperature_loss(self, entropy: torch.Tensor) -> torch.Tensor:
         """alpha * (entropy - target_entropy): its gradient in log_alpha is alpha * (entropy -
@@ -394,6 +416,9 @@ class SACAgent:
         q = self.q_values(self.critic, features, action)               # N x B
         q_policy = q.mean(dim=0) if self.cfg.actor_q_reduction == "mean" else q.min(dim=0).values
         actor_loss = (self.alpha.detach() * log_prob - q_policy).mean()
+        if self.constraint is not None:  # Lagrangian: + lambda * Q_c(s, a~)
+            cost_penalty, cost_q = self.constraint.actor_penalty(features, action)
+            actor_loss = actor_loss + cost_penalty.mean()
         entropy = -log_prob.detach().mean()
         temperature_loss = self.temperature_loss(entropy)
 
@@ -406,9 +431,12 @@ class SACAgent:
         (actor_loss + temperature_loss).backward(inputs=self._actor_params + [self.log_alpha])
         self.actor_optimizer.step()
         self.temperature_optimizer.step()
-        return {"actor_loss": actor_loss.detach(), "entropy": entropy,
-                "temperature_loss": temperature_loss.detach(), "temperature": self.alpha.detach(),
-                "log_std_mean": log_std.detach().mean()}
+        metrics = {"actor_loss": actor_loss.detach(), "entropy": entropy,
+                   "temperature_loss": temperature_loss.detach(), "temperature": self.alpha.detach(),
+                   "log_std_mean": log_std.detach().mean()}
+        if self.constraint is not None:  # dual ascent on lambda, once per learner step
+            metrics.update(self.constraint.update_multiplier(cost_q))
+        return metrics
 
     def update(self, batch_source, step: int | None = None) -> dict[str, float]:
         """One learner step: utd critic updates, then one actor and temperature update.
@@ -441,6 +469,7 @@ class SACAgent:
             "temperature_optimizer": self.temperature_optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "num_updates": self.num_updates,
+            **({"constraint": self.constraint.state_dict()} if self.constraint is not None else {}),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -458,6 +487,8 @@ class SACAgent:
         self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
         self.generator.set_state(state["generator"].cpu())
         self.num_updates = int(state["num_updates"])
+        if self.constraint is not None:
+            self.constraint.load_state_dict(state["constraint"])
 
     def probes(self) -> dict[str, nn.Module]:
         """Named modules for plasticity hooks: every Linear/EnsembleLinear (hook its output =
@@ -498,6 +529,8 @@ def split_minibatches(batch, parts: int, batch_size: int, device) -> list[Simple
 
     fields = {name: cut(getattr(batch, name))
               for name in ("obs", "action", "reward", "discount", "next_obs")}
+    cost = getattr(batch, "cost", None)  # per-step cost of constrained training, else None
+    fields["cost"] = cut(cost) if cost is not None else [None] * parts
     return [SimpleNamespace(**{name: pieces[k] for name, pieces in fields.items()})
             for k in range(parts)]
 
