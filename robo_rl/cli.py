@@ -56,6 +56,7 @@ def _check_group_choices(overrides: list[str]) -> None:
 def validate_train_config(cfg: DictConfig) -> None:
     """Reject invalid values before any work starts (no env built, no file written)."""
     from robo_rl.agents import agent_config
+    from robo_rl.agents.constraint import check_constraint_config, constraint_config
 
     problems: list[str] = []
 
@@ -78,7 +79,10 @@ def validate_train_config(cfg: DictConfig) -> None:
         need(Path(r.demo_dir).is_dir(), f"replay.demo_dir {r.demo_dir} is not a directory")
     need(str(cfg.resume).lower() in ("auto", "true", "false"), f"resume must be auto, true or false (got {cfg.resume})")
     try:
-        agent_config(cfg.agent)  # checks the agent's own keys and values (batch_size, utd, ...)
+        agent = agent_config(cfg.agent)  # checks the agent's own keys and values (batch_size, utd, ...)
+        constraint = constraint_config(cfg.constraint)
+        if constraint is not None:
+            check_constraint_config(constraint, agent)
     except (TypeError, ValueError) as exc:
         problems.append(str(exc))
     if problems:

@@ -24,26 +24,33 @@ class CSVLog:
                 self._fields = next(csv.reader(f), None)
 
     def _truncate_after(self, step: int) -> None:
-        with self.path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        keep = [r for r in rows if int(float(r["step"])) <= step]
-        fields = list(rows[0].keys()) if rows else None
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
-            if fields:
-                writer = csv.DictWriter(f, fieldnames=fields)
-                writer.writeheader()
-                writer.writerows(keep)
-        os.replace(tmp, self.path)
+        rows = self._read_raw()
+        self._fields = list(rows[0].keys()) if rows else []
+        self._rewrite([r for r in rows if int(float(r["step"])) <= step])
 
     def write(self, row: Mapping[str, float]) -> None:
         if self._fields is None:
             self._fields = list(row.keys())
             with self.path.open("w", newline="") as f:
                 csv.DictWriter(f, fieldnames=self._fields).writeheader()
-        # Columns fixed by the first row; later extras are dropped, missing ones left blank.
+        elif any(key not in self._fields for key in row):
+            # New metrics appear once learning starts: widen the header (rare, so rewriting is fine).
+            self._fields += [key for key in row if key not in self._fields]
+            self._rewrite(self._read_raw())
         with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self._fields, extrasaction="ignore").writerow(row)
+            csv.DictWriter(f, fieldnames=self._fields).writerow(row)
+
+    def _read_raw(self) -> list[dict[str, str]]:
+        with self.path.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
 
     def read(self) -> list[dict[str, float]]:
         if not self.path.exists():

@@ -193,3 +193,18 @@ def test_pixel_training_runs_end_to_end(tmp_path):
     assert "trained 60 agent steps" in proc.stdout
     proc = run_cli("eval", f"checkpoint={run_dir / 'checkpoints/latest.pt'}", "episodes=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_energy_constraint_needs_a_task_that_reports_cost(tmp_path):
+    proc = run_cli("train", *SMALL_TRAIN, "constraint=energy", f"hydra.run.dir={tmp_path / 'x'}")
+    assert proc.returncode != 0
+    assert "info['cost']" in proc.stderr and "constraint=none" in proc.stderr
+
+
+def test_energy_constraint_trains_and_logs_cost_on_an_arm_task(tmp_path):
+    run_dir = tmp_path / "arm"
+    proc = run_cli("train", *SMALL_TRAIN, "task=arm/reach", "constraint=energy", "train.steps=160",
+                   "train.seed_steps=60", "train.eval_every=160", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    header = (run_dir / "train.csv").read_text().splitlines()[0].split(",")
+    assert {"episode_cost", "lambda", "cost_q", "critic_loss"} <= set(header)

@@ -7,6 +7,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from robo_rl.agents import make_agent
+from robo_rl.agents.constraint import constraint_config
 from robo_rl.checkpoint import CheckpointError, load_checkpoint
 from robo_rl.envs import make_env
 from robo_rl.loops.common import describe_spaces, env_config, evaluate, resolve_device, set_threads, spaces_mismatch
@@ -24,7 +25,8 @@ def run_eval(cfg: DictConfig) -> str:
     problem = spaces_mismatch(payload["spaces"], describe_spaces(env.observation_space, env.action_space))
     if problem:
         raise CheckpointError(f"{ckpt_path}: the task in its config no longer matches its spaces ({problem})")
-    agent = make_agent(run_cfg.agent, env.observation_space, env.action_space, device)
+    agent = make_agent(run_cfg.agent, env.observation_space, env.action_space, device,
+                       constraint=constraint_config(run_cfg.get("constraint")))
     agent.load_state_dict(payload["agent"])
     result = evaluate(agent, env, cfg.episodes, record_video=cfg.video, video_size=cfg.video_size,
                       deterministic=cfg.deterministic, seed=cfg.seed)

@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robo_rl.agents import make_agent
+from robo_rl.agents.constraint import constraint_config
 from robo_rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from robo_rl.envs import make_env
 from robo_rl.logger import RunLogger
@@ -104,18 +105,20 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
     torch.manual_seed(cfg.seed)
-    agent = make_agent(cfg.agent, env.observation_space, env.action_space, device)
+    constraint = constraint_config(cfg.constraint)  # None for constraint=none
+    agent = make_agent(cfg.agent, env.observation_space, env.action_space, device, constraint=constraint)
     replay = ReplayBuffer(
         env.observation_space, env.action_space, capacity=cfg.replay.capacity, n_step=cfg.agent.n_step,
         gamma=cfg.agent.gamma, frame_stack=cfg.task.frame_stack, directory=(run_dir / "replay") if
-        cfg.replay.persist else None, chunk_size=cfg.replay.chunk_size, seed=cfg.seed, device=device)
+        cfg.replay.persist else None, chunk_size=cfg.replay.chunk_size, seed=cfg.seed, device=device,
+        track_cost=constraint is not None)
     batch_source = replay
     if cfg.replay.demo_dir:
         demos = ReplayBuffer.load(cfg.replay.demo_dir, device=device, seed=cfg.seed + 1)
         batch_source = MixedSource(replay, demos, secondary_fraction=cfg.replay.demo_fraction)
     schedule = ReplayRatioSchedule(ratio=t.replay_ratio, seed_steps=t.seed_steps)
     action_rng = np.random.default_rng(cfg.seed)
-    step, episode = 0, 0
+    step, episode, episode_cost = 0, 0, 0.0
     evals: list[tuple[int, float]] = []
 
     if payload is not None:
@@ -186,7 +189,15 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                 raise NonFiniteError(f"step {step}: the agent produced a non-finite action {action}")
             next_obs, reward, terminated, truncated, info = env.step(action)
             _check_finite(step, next_obs, reward)
-            replay.add(action, reward, next_obs, terminated, truncated)
+            cost = None
+            if constraint is not None:
+                if constraint.cost_key not in info:
+                    raise ValueError(f"constraint={cfg.constraint.name} reads info[{constraint.cost_key!r}] but the "
+                                   f"task {cfg.task.name} does not report it (info keys: {sorted(info)}); "
+                                   f"use a task with a cost (arm/*) or constraint=none")
+                cost = float(info[constraint.cost_key])
+            replay.add(action, reward, next_obs, terminated, truncated, cost=cost)
+            episode_cost += float(info.get("cost", math.nan))  # arm tasks: energy (J); nan elsewhere
             obs = next_obs
 
             updates = 0
@@ -206,8 +217,9 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                 episode += 1
                 ep = info.get("episode", {})
                 logger.log("train", step, {"episode": episode, "episode_return": ep.get("return", math.nan),
-                                           "episode_length": ep.get("length", math.nan), **metrics})
-                obs = None
+                                           "episode_length": ep.get("length", math.nan),
+                                           "episode_cost": episode_cost, **metrics})
+                obs, episode_cost = None, 0.0
 
             if step % t.eval_every == 0:
                 run_eval(step)
