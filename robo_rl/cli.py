@@ -103,12 +103,13 @@ def _train(cfg: DictConfig) -> None:
 
     from robo_rl.checkpoint import CheckpointError
     from robo_rl.loops.online import NonFiniteError, train
+    from robo_rl.replay import ReplayDataError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         validate_train_config(cfg)
         result = train(cfg, run_dir)
-    except (ConfigError, CheckpointError, NonFiniteError, ValueError) as exc:
+    except (ConfigError, CheckpointError, NonFiniteError, ReplayDataError, ValueError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
         print(f"robo-rl: interrupted; checkpoint and replay saved in {run_dir}. Continue with: "

@@ -125,3 +125,39 @@ def test_replay_ratio_schedule(ratio, expected):
 def test_replay_ratio_must_be_positive():
     with pytest.raises(ValueError, match="replay_ratio"):
         ReplayRatioSchedule(0.0)
+
+
+def test_replay_left_without_a_checkpoint_is_kept_not_overwritten(tmp_path):
+    import shutil
+
+    cfg = compose_train_cfg(SMALL_TRAIN + ["train.steps=150", "train.eval_every=1000"])
+    online.train(cfg, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run/checkpoints")  # as if the run died before any checkpoint
+    with pytest.warns(UserWarning, match="no checkpoint"):
+        online.train(cfg, tmp_path / "run")
+    assert len(ReplayBuffer.load(tmp_path / "run/replay")) == 300
+
+
+def test_a_crash_in_the_update_keeps_every_collected_transition(tmp_path, monkeypatch):
+    cfg = compose_train_cfg(SMALL_TRAIN + ["train.seed_steps=50", "train.eval_every=1000"])
+    real = online.make_agent
+
+    def failing_agent(*args, **kwargs):
+        agent = real(*args, **kwargs)
+        calls = {"n": 0}
+        update = agent.update
+
+        def update_then_crash(source, step):
+            calls["n"] += 1
+            if calls["n"] == 20:
+                raise RuntimeError("simulated CUDA out of memory")
+            return update(source, step)
+
+        agent.update = update_then_crash
+        return agent
+
+    monkeypatch.setattr(online, "make_agent", failing_agent)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        online.train(cfg, tmp_path / "run")
+    # The crash came in the update after the 70th transition was stored (updates start at step 50).
+    assert len(ReplayBuffer.load(tmp_path / "run/replay")) == 70

@@ -15,6 +15,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,6 @@ from robo_rl.replay import MixedSource, ReplayBuffer
 log = logging.getLogger("robo_rl")
 
 CHECKPOINT_NAME = "latest.pt"
-EVAL_SEED_OFFSET = 100_000  # eval episodes use seeds disjoint from training episodes
 
 
 class NonFiniteError(RuntimeError):
@@ -85,7 +85,8 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     t = cfg.train
 
     env = make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed)
-    eval_env = make_env(env_config(cfg.task, cfg.seed + EVAL_SEED_OFFSET), seed=cfg.seed + EVAL_SEED_OFFSET)
+    eval_seed = cfg.seed + t.eval_seed_offset  # eval episodes use seeds disjoint from training episodes
+    eval_env = make_env(env_config(cfg.task, eval_seed), seed=eval_seed)
     spaces = describe_spaces(env.observation_space, env.action_space)
 
     # Decide fresh vs resume and check the checkpoint before writing anything into the run dir.
@@ -101,9 +102,6 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                 f"Nothing in the run dir was changed.")
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    _attach_file_log(run_dir / "train.log")
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-
     torch.manual_seed(cfg.seed)
     constraint = constraint_config(cfg.constraint)  # None for constraint=none
     agent = make_agent(cfg.agent, env.observation_space, env.action_space, device, constraint=constraint)
@@ -131,8 +129,17 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         torch.set_rng_state(payload["torch_rng"])
         step, episode = int(payload["step"]), int(payload["episode"])
         evals = [tuple(e) for e in payload.get("evals", [])]
-        log.info("resumed %s at step %d (replay holds %d transitions)", run_dir, step, len(replay))
+    elif cfg.replay.persist and replay.directory_has_data():
+        # The run died before its first checkpoint: keep every transition it collected.
+        replay.load_from_disk()
+        warnings.warn(f"{run_dir} holds {len(replay)} replay transitions but no checkpoint; keeping them "
+                      f"and starting the agent fresh")
 
+    # Only now, with checkpoint, spaces and replay metadata checked, does the run dir change.
+    _attach_file_log(run_dir / "train.log")
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if payload is not None:
+        log.info("resumed %s at step %d (replay holds %d transitions)", run_dir, step, len(replay))
     logger = RunLogger(run_dir, resume_step=step if payload is not None else None)
     video_dir = run_dir / "videos"
     last_video: Path | None = None
@@ -149,7 +156,9 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     def run_eval(at_step: int) -> None:
         nonlocal last_video
         want_video = bool(t.video)
-        result = evaluate(agent, eval_env, t.eval_episodes, record_video=want_video, video_size=t.video_size)
+        # The same start states at every evaluation (and after a resume): curves compare like with like.
+        result = evaluate(agent, eval_env, t.eval_episodes, record_video=want_video, video_size=t.video_size,
+                          seed=eval_seed)
         evals.append((at_step, result.return_mean))
         logger.log("eval", at_step, result.metrics())
         logger.plot(f"{cfg.task.name} - {cfg.agent.name} (seed {cfg.seed})")
@@ -175,6 +184,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     try:
         if step == 0:
             run_eval(0)
+            save(0)  # a crash from here on always has a checkpoint to resume from
         while step < t.steps:
             stop.check()
             tick = time.perf_counter()
@@ -197,7 +207,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                                    f"use a task with a cost (arm/*) or constraint=none")
                 cost = float(info[constraint.cost_key])
             replay.add(action, reward, next_obs, terminated, truncated, cost=cost)
-            episode_cost += float(info.get("cost", math.nan))  # arm tasks: energy (J); nan elsewhere
+            episode_cost += cost if cost is not None else float(info.get("cost", math.nan))  # nan: no cost
             obs = next_obs
 
             updates = 0
@@ -240,8 +250,12 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         log.warning("interrupted at step %d: saving checkpoint and replay", step)
         save(step)
         raise
-    except NonFiniteError:
-        replay.flush()  # keep every finite transition collected so far
+    except BaseException:
+        # NaN, a simulator crash, CUDA OOM...: keep every transition collected so far.
+        try:
+            replay.flush()
+        except Exception:
+            log.exception("could not flush the replay to disk")
         raise
     finally:
         stop.uninstall()

@@ -242,6 +242,10 @@ class ReplayBuffer:
         self._unloaded_disk_data = bool(storage.list_chunks(self.directory))
 
     # ------------------------------------------------------------------ public API
+    def directory_has_data(self) -> bool:
+        """True while this buffer's directory holds chunks that load_from_disk() has not read."""
+        return self._unloaded_disk_data
+
     def __len__(self) -> int:
         """Number of sampleable transitions."""
         return self._valid_count
