@@ -240,6 +240,40 @@ def test_constrained_agent_checkpoint_round_trip_and_missing_cost_error():
         agent.update(NoCost(), 4)
 
 
+def test_cost_critic_reuses_the_reward_targets_next_action():
+    # One learner step runs the actor utd times for the targets and once for its own loss,
+    # with or without a constraint: the cost target takes the reward target's a'.
+    def actor_forwards(constraint):
+        agent = make_agent(dict(name="sac", hidden_dims=[16], batch_size=8, utd=3, seed=0),
+                           spaces.Box(-np.inf, np.inf, (2,), np.float32),
+                           spaces.Box(-1.0, 1.0, (1,), np.float32), constraint=constraint)
+        calls, sampled, received = [], [], []
+        agent.actor.register_forward_hook(lambda *args: calls.append(1))
+        target_value = agent.critic_target_value
+
+        def record_sample(*args):
+            target, next_action = target_value(*args)
+            sampled.append(next_action)
+            return target, next_action
+
+        agent.critic_target_value = record_sample
+        if agent.constraint is not None:
+            update_critic = agent.constraint.update_critic
+
+            def record_cost_update(*args):
+                received.append(args[-1])
+                return update_critic(*args)
+
+            agent.constraint.update_critic = record_cost_update
+        agent.update(CostBandit(), 0)
+        return len(calls), sampled, received
+
+    plain_calls, _, _ = actor_forwards({"name": "none"})
+    constrained_calls, sampled, received = actor_forwards({"name": "energy"})
+    assert plain_calls == constrained_calls == 3 + 1
+    assert len(received) == 3 and all(got is want for got, want in zip(received, sampled))
+
+
 def test_hydra_composes_constraint_energy():
     from hydra import compose, initialize_config_dir
 

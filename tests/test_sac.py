@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from robo_rl.agents import AGENTS, SACAgent, SACConfig, make_agent, rlpd_config
+from robo_rl.agents.common import critic_step, or_default
 from robo_rl.agents.sac import (sample_tanh_gaussian, split_minibatches,
                                 tanh_gaussian_log_prob)
 from robo_rl.nets import MLP, EnsembleLinear, EnsembleMLP, PixelEncoder, random_shift
@@ -215,7 +216,7 @@ def test_critic_target_value_uses_policy_sample_and_subset():
     agent = small_agent(num_critics=5, num_min_critics=3)
     reward, discount, next_features = torch.randn(8), torch.rand(8), torch.randn(8, 3)
     state = agent.generator.get_state()
-    y = agent.critic_target_value(reward, discount, next_features)
+    y, a_next = agent.critic_target_value(reward, discount, next_features)
     agent.generator.set_state(state)
     with torch.no_grad():
         next_action, next_log_prob = sample_tanh_gaussian(*agent.actor(next_features),
@@ -225,6 +226,7 @@ def test_critic_target_value_uses_policy_sample_and_subset():
         expected = reward + discount * (all_q[members].min(0).values
                                         - agent.alpha * next_log_prob)
     torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(a_next, next_action)  # the a' the cost critic reuses
 
 
 def test_target_is_min_over_exactly_the_sampled_subset():
@@ -375,6 +377,46 @@ def test_save_load_restores_actions_optimizers_and_rng():
     for got, want in zip(actions, expected_actions):
         np.testing.assert_array_equal(got, want)
     assert other.update(FakeSource(state_obs(3), 2, seed=7), 5) == expected_metrics
+
+
+def test_load_rng_state_from_another_device_type_reseeds_deterministically():
+    # A CUDA generator's state (16 bytes) cannot be set on a CPU generator (5056 bytes):
+    # simulate a GPU checkpoint by swapping in such a state.
+    agent = small_agent()
+    agent.update(FakeSource(state_obs(3), 2, seed=1), 0)
+    state = agent.state_dict()
+    state["generator"] = torch.arange(16, dtype=torch.uint8)
+    state["generator_device"] = "cuda"
+    obs = np.array([[0.1, -0.2, 0.3], [1.0, 0.0, -1.0]], dtype=np.float32)
+
+    loaded = []
+    for seed in (5, 6):  # two agents with different RNGs load the same checkpoint
+        other = small_agent(seed=seed)
+        with pytest.warns(UserWarning, match="stochastic actions and updates will differ"):
+            other.load_state_dict(state)
+        loaded.append(other)
+    for other in loaded:
+        np.testing.assert_array_equal(other.act(obs, eval_mode=True),
+                                      agent.act(obs, eval_mode=True))
+    # The reseed depends only on the saved bytes: both copies sample the same actions.
+    np.testing.assert_array_equal(loaded[0].act(obs), loaded[1].act(obs))
+    state["generator"] = torch.arange(1, 17, dtype=torch.uint8)
+    with pytest.warns(UserWarning):
+        loaded[1].load_state_dict(state)
+    assert not np.array_equal(loaded[1].act(obs), loaded[0].act(obs))
+
+
+def test_critic_step_loss_adam_step_and_polyak():
+    online = torch.nn.Parameter(torch.tensor([[1.0], [3.0]]))    # 2 members x B=1
+    target_param = torch.tensor([[0.0], [0.0]])
+    optimizer = torch.optim.SGD([online], lr=0.5)
+    loss = critic_step(online, torch.tensor([2.0]), optimizer, [target_param], [online], tau=0.25)
+    assert loss.item() == pytest.approx((1 - 2) ** 2 + (3 - 2) ** 2)
+    # d loss / d q_i = 2 (q_i - y): q <- q - 0.5 * 2 (q - y) = y for both members.
+    torch.testing.assert_close(online.detach(), torch.tensor([[2.0], [2.0]]))
+    torch.testing.assert_close(target_param, torch.tensor([[0.5], [0.5]]))
+    assert not loss.requires_grad
+    assert or_default(None, 3e-4) == 3e-4 and or_default(0.0, 3e-4) == 0.0
 
 
 # ---- pixels ----------------------------------------------------------------------------------

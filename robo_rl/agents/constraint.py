@@ -5,7 +5,7 @@ Constrained problem: max_pi J_r(pi) subject to J_c(pi) <= d, with a per-step cos
 draws from the energy tank when the task has one). Lagrangian SAC solves the saddle point
 min_{lambda >= 0} max_pi J_r - lambda (J_c - d). Per learner step, beside SAC's own updates:
 
-    for each critic minibatch (s, a, r, c, d, s'),  a' ~ pi(.|s') (the agent's sample):
+    for each critic minibatch (s, a, r, c, d, s'),  a' ~ pi(.|s') (the reward target's a'):
         y_c = c + d_c * reduce_i Qbar_c,i(s', a')
         cost critic loss = sum_i mean_B (Q_c,i(s, a) - y_c)^2;  Adam step;  Polyak with SAC's tau
     in the actor step (a~ ~ pi(.|s)):
@@ -36,7 +36,9 @@ from typing import Any, Mapping
 
 import torch
 
+from robo_rl.agents.common import critic_step, or_default
 from robo_rl.agents.sac import EnsembleCritic, SACConfig
+from robo_rl.config_utils import dataclass_from_dict
 from robo_rl.nets import FeatureTrunk, init_weights_
 
 COST_Q_REDUCTIONS = ("mean", "max")
@@ -59,13 +61,9 @@ class LagrangianConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "LagrangianConfig":
         values = dict(values)
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ValueError(f"unknown constraint config keys {unknown}: valid keys are {sorted(valid)}")
         if values.get("hidden_dims") is not None:
             values["hidden_dims"] = tuple(int(width) for width in values["hidden_dims"])
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "constraint")
 
 
 def check_constraint_config(cfg: LagrangianConfig, agent_cfg: SACConfig) -> None:
@@ -130,8 +128,7 @@ class LagrangianConstraint:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
-        agent_critic_lr = agent_cfg.critic_lr if agent_cfg.critic_lr is not None else agent_cfg.lr
-        lr = cfg.critic_lr if cfg.critic_lr is not None else agent_critic_lr
+        lr = or_default(cfg.critic_lr, or_default(agent_cfg.critic_lr, agent_cfg.lr))
         self.optimizer = torch.optim.Adam(self._critic_params, lr=lr, fused=True)
         # A device tensor, updated in place: the dual step needs no host sync.
         self.multiplier = torch.tensor(float(cfg.init_multiplier), device=self.device)
@@ -159,13 +156,9 @@ class LagrangianConstraint:
                              "ReplayBuffer(..., track_cost=True) and add(..., cost=info[cost_key])")
         target = self.target(cost, discount, next_features, next_action)
         q = self.critic(features, action)                              # N x B
-        loss = (q - target).pow(2).mean(dim=1).sum()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
-        return {"cost_loss": loss.detach(), "cost_target_mean": target.mean()}
+        loss = critic_step(q, target, self.optimizer, self._target_params, self._critic_params,
+                           self.tau)
+        return {"cost_loss": loss, "cost_target_mean": target.mean()}
 
     def actor_penalty(self, features, action):
         """(lambda * reduce_i Q_c,i(s, a) per row, differentiable in ``action``; the detached

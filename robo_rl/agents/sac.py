@@ -13,7 +13,8 @@ One learner step (``SACAgent.update``), as in the RLPD algorithm box:
         temperature loss = alpha * (entropy - target_entropy), entropy = -mean log pi(a~|s)
 
 With a constraint (``constraint=energy``: robo_rl/agents/constraint.py, Lagrangian SAC), each
-critic minibatch also trains the cost critic on the replay's per-step cost, the actor loss adds
+critic minibatch also trains the cost critic on the replay's per-step cost (its target
+reuses the reward target's a'), the actor loss adds
 lambda * Q_c(s, a~), and lambda takes one dual-ascent step per learner step.
 
 d is the replay's discount (gamma^n, or 0 after a termination), so gamma and n_step in the
@@ -38,7 +39,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -48,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robo_rl.agents.common import critic_step, or_default
+from robo_rl.config_utils import check_known_keys, dataclass_from_dict
 from robo_rl.nets import (ACTIVATIONS, MLP, EncoderConfig, EnsembleLinear, EnsembleMLP,
                           FeatureTrunk, ObservationEncoder, init_weights_, random_shift)
 
@@ -56,6 +61,7 @@ LOG_TWO = math.log(2.0)
 ACTOR_Q_REDUCTIONS = ("mean", "min")
 AUGMENTATIONS = ("shift", "none")
 PRECISIONS = ("float32", "bfloat16")
+SEED_BYTES = 8  # bytes of a state hash used as a generator seed (manual_seed takes 64 bits)
 
 
 @dataclass
@@ -98,18 +104,10 @@ class SACConfig:
         raise a ValueError listing the valid ones."""
         base = base if base is not None else cls()
         values = dict(values)
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ValueError(f"unknown SAC config keys {unknown}: valid keys are {sorted(valid)}")
+        check_known_keys(cls, values, "SAC")
         if "encoder" in values and not isinstance(values["encoder"], EncoderConfig):
-            encoder_values = dict(values["encoder"])
-            encoder_valid = {f.name for f in dataclasses.fields(EncoderConfig)}
-            bad = sorted(set(encoder_values) - encoder_valid)
-            if bad:
-                raise ValueError(f"unknown encoder config keys {bad}: valid keys are "
-                                 f"{sorted(encoder_valid)}")
-            values["encoder"] = dataclasses.replace(base.encoder, **encoder_values)
+            values["encoder"] = dataclass_from_dict(EncoderConfig, dict(values["encoder"]),
+                                                    "encoder", base=base.encoder)
         if "hidden_dims" in values:
             values["hidden_dims"] = tuple(int(width) for width in values["hidden_dims"])
         return dataclasses.replace(base, **values)
@@ -264,12 +262,12 @@ class SACAgent:
         critic_and_encoder = self._critic_params + list(self.encoder.parameters())
         # fused=True: one kernel per optimiser step for all tensors (CPU and CUDA), ~5% of a
         # 256x256 SAC update saved against foreach on CPU; the state dict is the same as foreach's.
-        self.actor_optimizer = torch.optim.Adam(self._actor_params, lr=_or(cfg.actor_lr, cfg.lr),
+        self.actor_optimizer = torch.optim.Adam(self._actor_params, lr=or_default(cfg.actor_lr, cfg.lr),
                                                 fused=True)
         self.critic_optimizer = torch.optim.Adam(critic_and_encoder,
-                                                 lr=_or(cfg.critic_lr, cfg.lr), fused=True)
+                                                 lr=or_default(cfg.critic_lr, cfg.lr), fused=True)
         self.temperature_optimizer = torch.optim.Adam(
-            [self.log_alpha], lr=_or(cfg.temperature_lr, cfg.lr), fused=True)
+            [self.log_alpha], lr=or_default(cfg.temperature_lr, cfg.lr), fused=True)
 
         # One generator drives every random choice of the agent (exploration noise, policy
         # samples in the losses, critic subsets, augmentation), so a checkpoint restores it all.
@@ -364,11 +362,14 @@ class SACAgent:
         return reward + discount * next_q
 
     @torch.no_grad()
-    def critic_target_value(self, reward, discount, next_features) -> torch.Tensor:
+    def critic_target_value(self, reward, discount, next_features):
+        """(y, a'): the bootstrap target with a' ~ pi(.|s'), and that a' (the cost critic's
+        target reuses it, so a constraint costs no extra actor forward)."""
         next_action, next_log_prob = sample_tanh_gaussian(*self.policy(next_features),
                                                           self.generator)
-        return self.bootstrap_target(reward, discount, next_features, next_action, next_log_prob,
-                                     self.sample_critic_subset())
+        target = self.bootstrap_target(reward, discount, next_features, next_action,
+                                       next_log_prob, self.sample_critic_subset())
+        return target, next_action
 
     def _augment(self, obs):
         if not self.encoder.has_pixels or self.cfg.augmentation == "none":
@@ -383,26 +384,18 @@ class SACAgent:
         features = self.encoder(self._augment(batch.obs))
         with torch.no_grad():
             next_features = self.encoder(self._augment(batch.next_obs))
-            target = self.critic_target_value(batch.reward, batch.discount, next_features)
+            target, next_action = self.critic_target_value(batch.reward, batch.discount,
+                                                           next_features)
         q = self.q_values(self.critic, features, batch.action)         # N x B
-        critic_loss = (q - target).pow(2).mean(dim=1).sum()
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_optimizer.step()
-        with torch.no_grad():  # one fused call over all target tensors, no per-parameter loop
-            torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
-        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean(),
+        critic_loss = critic_step(q, target, self.critic_optimizer, self._target_params,
+                                  self._critic_params, self.cfg.tau)
+        metrics = {"critic_loss": critic_loss, "q_mean": q.detach().mean(),
                    "target_q_mean": target.mean()}
-        if self.constraint is not None:
-            metrics.update(self.update_cost_critic(batch, features.detach(), next_features))
+        if self.constraint is not None:  # same minibatch, same a' as the reward target
+            metrics.update(self.constraint.update_critic(
+                features.detach(), batch.action, batch.cost, batch.discount, next_features,
+                next_action))
         return features.detach(), metrics
-
-    def update_cost_critic(self, batch, features, next_features):
-        """One cost critic step on the same minibatch, with its own a' ~ pi(.|s')."""
-        with torch.no_grad():
-            next_action, _ = sample_tanh_gaussian(*self.policy(next_features), self.generator)
-        return self.constraint.update_critic(features, batch.action, batch.cost, batch.discount,
-                                             next_features, next_action)
 
     def temperature_loss(self, entropy: torch.Tensor) -> torch.Tensor:
         """alpha * (entropy - target_entropy): its gradient in log_alpha is alpha * (entropy -
@@ -468,6 +461,7 @@ class SACAgent:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "temperature_optimizer": self.temperature_optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "generator_device": self.device.type,  # a generator's state only fits its device type
             "num_updates": self.num_updates,
             **({"constraint": self.constraint.state_dict()} if self.constraint is not None else {}),
         }
@@ -485,10 +479,25 @@ class SACAgent:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
-        self.generator.set_state(state["generator"].cpu())
+        self._restore_generator(state["generator"].cpu(), state["generator_device"])
         self.num_updates = int(state["num_updates"])
         if self.constraint is not None:
             self.constraint.load_state_dict(state["constraint"])
+
+    def _restore_generator(self, saved_state: torch.Tensor, saved_device_type: str) -> None:
+        """Set the agent RNG to a saved state. A state from another device type (CUDA and CPU
+        generators have different states) cannot be set: reseed from a hash of the saved bytes
+        instead, so loading stays deterministic, and warn that samples will differ."""
+        if saved_device_type == self.device.type:
+            self.generator.set_state(saved_state)
+            return
+        digest = hashlib.sha256(saved_state.numpy().tobytes()).digest()
+        seed = int.from_bytes(digest[:SEED_BYTES], "little")
+        self.generator.manual_seed(seed)
+        warnings.warn(f"checkpoint's agent RNG state is for a {saved_device_type!r} generator "
+                      f"and this agent runs on {self.device.type!r}: reseeded it from the saved "
+                      f"state, so stochastic actions and updates will differ from the original "
+                      f"device (deterministic actions are unchanged)", stacklevel=3)
 
     def probes(self) -> dict[str, nn.Module]:
         """Named modules for plasticity hooks: every Linear/EnsembleLinear (hook its output =
@@ -534,6 +543,3 @@ def split_minibatches(batch, parts: int, batch_size: int, device) -> list[Simple
     return [SimpleNamespace(**{name: pieces[k] for name, pieces in fields.items()})
             for k in range(parts)]
 
-
-def _or(value, default):
-    return default if value is None else value
