@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede importing mujoco
+from robo_rl.envs.rendering import configure_mujoco_gl, ensure_offscreen_buffer, renderer_errors
+
+# Headless rendering backend (egl, else osmesa), chosen as robo_rl.envs does; it must be set
+# before mujoco is first imported.
+configure_mujoco_gl()
 import mujoco  # noqa: E402
 
 from robo_rl.controllers import (ArmState, CartesianImpedanceController,  # noqa: E402
@@ -204,9 +207,9 @@ class ArmTask(gym.Env):
         terms: list[RewardFn] = [DistanceReward(dense=c.reward_type == "dense",
                                                 threshold=c.success_threshold)]
         terms += self._extra_reward_terms()
-        terms.append(EnergyCost(scale=1.0, as_penalty=False))
-        if c.energy_penalty > 0:
-            terms.append(EnergyCost(scale=c.energy_penalty, as_penalty=True, key="energy_cost"))
+        terms.append(EnergyCost(scale=1.0, as_penalty=False))  # the cost: energy, counted once
+        if c.energy_penalty > 0:  # reward-only: the term above already puts the energy in the cost
+            terms.append(EnergyCost(scale=c.energy_penalty, as_penalty=True, counts_as_cost=False))
         return SumReward(*terms)
 
     def _extra_reward_terms(self) -> list[RewardFn]:
@@ -465,16 +468,9 @@ class ArmTask(gym.Env):
         return renderer.render()
 
     def _new_renderer(self, height: int, width: int) -> mujoco.Renderer:
-        vis = self.model.vis.global_  # the offscreen buffer must hold the frame; grow, never shrink
-        vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
-        try:
+        ensure_offscreen_buffer(self.model, height, width)
+        with renderer_errors(f"arm task {type(self).__name__}"):
             return mujoco.Renderer(self.model, height, width)
-        except Exception as err:  # noqa: BLE001 - the GL error type depends on the backend
-            raise RuntimeError(f"MuJoCo could not create an offscreen renderer with "
-                               f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {err}. Install EGL "
-                               "(apt: libegl1 libgl1) or OSMesa (libosmesa6), and set "
-                               "MUJOCO_GL=egl|osmesa before mujoco is first imported "
-                               "(import robo_rl.tasks first to default to egl)") from err
 
     def render(self):
         return self.render_frame()

@@ -69,6 +69,7 @@ class ContactMaze(ArmTask):
         self.path = MAZE_PATH + np.asarray(self.config.maze_origin)
         self.total_length = path_length(self.path)
         self.goal = np.array([*self.path[-1], self.config.start_height])
+        self._progress_cache: tuple[np.ndarray, tuple[float, float]] | None = None
 
     def _sample_episode(self, rng):
         c = self.config
@@ -79,13 +80,23 @@ class ContactMaze(ArmTask):
         start = start + rng.uniform(-c.start_lateral, c.start_lateral) * normal
         return np.array([*start, c.start_height])
 
+    def _tcp_progress(self) -> tuple[float, float]:
+        """path_progress of the TCP, computed once per TCP position: a step reads it for the
+        observation and again for the goal distance. Keyed by the position itself (the
+        result is a function of it alone), so the cached value is always exact."""
+        point = self.data.site_xpos[self.tcp_site, :2]
+        cached = self._progress_cache
+        if cached is None or not np.array_equal(cached[0], point):
+            cached = self._progress_cache = (point.copy(), path_progress(point, self.path))
+        return cached[1]
+
     def _goal_distance(self):
         """Remaining length along the slot plus the distance off its centre line."""
-        s, off_path = path_progress(self.data.site_xpos[self.tcp_site, :2], self.path)
+        s, off_path = self._tcp_progress()
         return self.total_length - s + off_path
 
     def _task_obs(self):
-        s, _ = path_progress(self.data.site_xpos[self.tcp_site, :2], self.path)
+        s, _ = self._tcp_progress()
         return np.array([*(self.goal - self.data.site_xpos[self.tcp_site]), s / self.total_length])
 
     def scripted_action(self):

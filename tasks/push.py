@@ -9,6 +9,10 @@ import numpy as np
 from robo_rl.reward import DistanceReward
 from robo_rl.tasks.base import ArmTask, ArmTaskConfig
 
+# Goal rejection-sampling tries before giving up: with the default boxes and distances about
+# 90% of draws are accepted, so 1000 failures mean the config leaves (almost) no valid goal.
+MAX_GOAL_SAMPLES = 1000
+
 
 @dataclass
 class PushConfig(ArmTaskConfig):
@@ -51,11 +55,16 @@ class Push(ArmTask):
     def _sample_episode(self, rng):
         c = self.config
         block = rng.uniform(c.block_low, c.block_high)
-        while True:  # rejection sampling of a goal at the requested distance inside the box
+        for _ in range(MAX_GOAL_SAMPLES):  # rejection sampling: a goal at the distance, in the box
             angle = rng.uniform(-np.pi, np.pi)
             goal = block + rng.uniform(*c.push_distance) * np.array([np.cos(angle), np.sin(angle)])
             if np.all(goal >= c.goal_low) and np.all(goal <= c.goal_high):
                 break
+        else:
+            raise ValueError(f"no goal inside goal_low={c.goal_low}, goal_high={c.goal_high} at "
+                             f"push_distance={c.push_distance} from the block at {block} in "
+                             f"{MAX_GOAL_SAMPLES} tries; widen goal_low/goal_high, shorten "
+                             "push_distance or move block_low/block_high inside the goal box")
         half = self.model.geom("block").size[2]
         self.data.qpos[self.block_qpos:self.block_qpos + 7] = [*block, half, 1, 0, 0, 0]
         self.goal = np.array([*goal, 0.0])

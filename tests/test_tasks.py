@@ -185,6 +185,48 @@ def test_dense_reward_and_energy_cost_come_from_the_reward_module():
         assert info["tank_energy"] >= tank_floor
 
 
+def test_energy_penalty_counts_the_energy_once_in_the_cost():
+    # hand case: distance 0.1 m, energy 2 J, penalty 0.5 -> reward -0.1 - 0.5 * 2, cost 2 (not 3)
+    env = make_task("reach", seed=0, energy_penalty=0.5)
+    info = {"goal_distance": 0.1, "energy_cost": 2.0}
+    reward, cost = env.reward_fn(None, None, None, info)
+    assert reward == pytest.approx(-1.1, abs=1e-12) and cost == 2.0
+    env.reset()
+    for action in np.random.default_rng(1).uniform(-1, 1, (5, 3)):
+        _, reward, _, _, info = env.step(action)
+        assert info["cost"] == info["energy_cost"]
+        assert reward == pytest.approx(-info["goal_distance"] - 0.5 * info["energy_cost"],
+                                       abs=1e-12)
+
+
+def test_push_with_no_reachable_goal_raises_instead_of_hanging():
+    # every block position is < 0.4 m from every point of the goal box: 0.5 m is impossible
+    env = make_task("push", push_distance=(0.5, 0.6))
+    with pytest.raises(ValueError, match="push_distance.*goal_low/goal_high"):
+        env.reset()
+
+
+def test_contact_maze_computes_path_progress_once_per_step(monkeypatch):
+    import robo_rl.tasks.contact_maze as maze
+    env = make_task("contact_maze", seed=0)
+    env.reset()
+    calls, path_progress = [], maze.path_progress
+
+    def counting(point, path):
+        calls.append(point.copy())
+        return path_progress(point, path)
+
+    monkeypatch.setattr(maze, "path_progress", counting)
+    for _ in range(3):
+        action = scripted_policy(env)
+        calls.clear()
+        obs, reward, *_ = env.step(action)
+        assert len(calls) == 1  # shared by the observation and the goal distance
+        s, off_path = path_progress(env.tcp_pos[:2], env.path)
+        assert obs[-1] == np.float32(s / env.total_length)
+        assert reward == pytest.approx(-(env.total_length - s + off_path), abs=1e-12)
+
+
 # --------------------------------------------------------------------------- reward module
 def test_distance_reward_dense_and_sparse_values():
     info = {"goal_distance": 0.03}
@@ -203,6 +245,8 @@ def test_energy_cost_penalty_and_sum():
     info = {"goal_distance": 0.5, "energy_cost": 0.25}
     assert EnergyCost()(None, None, None, info) == (0.0, 0.25)
     assert EnergyCost(scale=4.0, as_penalty=True)(None, None, None, info) == (-1.0, 1.0)
+    assert EnergyCost(scale=4.0, as_penalty=True,
+                      counts_as_cost=False)(None, None, None, info) == (-1.0, 0.0)
     assert ActionPenalty(weight=0.5)(None, np.array([1.0, 2.0]), None, info).reward == -2.5
     total = SumReward(DistanceReward(dense=True), EnergyCost(scale=2.0),
                       ActionPenalty(weight=1.0))
@@ -215,6 +259,8 @@ def test_reward_errors_name_the_problem():
         EnergyCost()(None, None, None, {"goal_distance": 0.1})
     with pytest.raises(ValueError, match="threshold"):
         DistanceReward(threshold=0.0)
+    with pytest.raises(ValueError, match="neither reward nor cost"):
+        EnergyCost(as_penalty=False, counts_as_cost=False)
     with pytest.raises(ValueError, match="at least one term"):
         SumReward()
 

@@ -90,15 +90,24 @@ class EnergyCost:
     """cost = scale * info[key]: by default the energy (J) the controller injected through its
     non-passive part during the step (drawn from the energy tank when one is enabled).
     With ``as_penalty`` the same quantity is also subtracted from the reward (a soft
-    penalty instead of a constraint)."""
+    penalty instead of a constraint). ``counts_as_cost=False`` makes the term reward-only
+    (cost 0): a penalty term next to a cost term on the same energy then does not count the
+    energy in the cost twice."""
 
     scale: float = 1.0
     key: str = "energy_cost"
     as_penalty: bool = False
+    counts_as_cost: bool = True
+
+    def __post_init__(self):
+        if not (self.as_penalty or self.counts_as_cost):
+            raise ValueError("EnergyCost(as_penalty=False, counts_as_cost=False) contributes "
+                             "neither reward nor cost; set one of them to True")
 
     def __call__(self, obs, action, next_obs, info) -> RewardOutput:
-        cost = self.scale * _read_info(info, self.key, "EnergyCost")
-        return RewardOutput(-cost if self.as_penalty else 0.0, cost)
+        energy = self.scale * _read_info(info, self.key, "EnergyCost")
+        return RewardOutput(-energy if self.as_penalty else 0.0,
+                            energy if self.counts_as_cost else 0.0)
 
 
 class SumReward:
