@@ -7,6 +7,7 @@ import pytest
 
 from robo_rl.envs import EnvConfig, list_tasks, make_env, rescale_action
 from robo_rl.envs import rendering
+from robo_rl.envs.core import ADDITIVE_INFO_KEYS
 from robo_rl.envs.rendering import RENDERER_HELP, configure_mujoco_gl, renderer_errors
 
 DMC = "dmc/cartpole_swingup"
@@ -109,6 +110,45 @@ def test_action_repeat_sums_rewards_and_matches_unrepeated_steps():
         sub_steps = rollout(single, [action] * repeat)
         assert reward == pytest.approx(sum(step[1] for step in sub_steps), abs=1e-12)
         np.testing.assert_array_equal(obs, sub_steps[-1][0])
+
+
+def test_action_repeat_sums_energy_and_cost_of_arm_sub_steps():
+    repeat = 2
+    repeated = make("arm/reach", action_repeat=repeat)
+    single = make("arm/reach", action_repeat=1)
+    repeated.reset(seed=3)
+    single.reset(seed=3)
+    for action in fixed_actions(repeated, 3, seed=4):
+        _, _, _, _, info = repeated.step(action)
+        sub_infos = [single.step(action)[4] for _ in range(repeat)]
+        for key in ADDITIVE_INFO_KEYS:
+            assert info[key] == pytest.approx(sum(sub[key] for sub in sub_infos), abs=1e-12)
+        # state quantities are the last sub-step's, not summed
+        assert info["goal_distance"] == sub_infos[-1]["goal_distance"]
+    assert info["cost"] > 0.0  # the set-point moved: the comparison above is not 0 == 0
+
+
+@pytest.mark.parametrize("name, obs_type", [(DMC, "state"), (GYM, "state"),
+                                            ("arm/reach", "state"), (DMC, "pixels_state")])
+def test_mutating_a_returned_observation_changes_nothing_inside(name, obs_type):
+    mutated, untouched = (make(name, obs_type=obs_type, image_size=SMALL_IMAGE)
+                          for _ in range(2))
+
+    def scribble(obs):
+        for array in (obs.values() if isinstance(obs, dict) else [obs]):
+            array[...] = 7
+
+    obs_mutated, _ = mutated.reset(seed=5)
+    obs_untouched, _ = untouched.reset(seed=5)
+    for action in fixed_actions(mutated, 3, seed=6):
+        scribble(obs_mutated)
+        # the env's own copy of the current observation is intact...
+        assert_same_rollouts([(mutated.get_state()["single_obs"],)],
+                             [(untouched.get_state()["single_obs"],)])
+        obs_mutated = mutated.step(action)[0]
+        obs_untouched = untouched.step(action)[0]
+        # ...and so is every later observation (frame stacks included)
+        assert_same_rollouts([(obs_mutated,)], [(obs_untouched,)])
 
 
 def test_action_repeat_stops_at_the_time_limit():

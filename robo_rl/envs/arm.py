@@ -105,7 +105,7 @@ class ArmBackend(Backend):
         return float(reward), bool(terminated), bool(truncated), info
 
     def observation(self) -> Any:
-        return copy.deepcopy(self._obs)
+        return self._obs  # RoboEnv copies it into the agent's observation
 
     def render(self, height: int, width: int) -> np.ndarray:
         # The task keeps one renderer per frame size, so video frames taken between the

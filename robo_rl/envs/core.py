@@ -26,6 +26,10 @@ PIXELS_KEY = "pixels"
 STATE_KEY = "state"
 RGB_CHANNELS = 3
 DEFAULT_VIDEO_FPS = 30.0  # when the backend does not know its control timestep
+# Per-step info quantities that accumulate over time (energy in J, the constraint cost): with
+# action_repeat > 1 an agent step reports their sum over its sub-steps, like the reward. Every
+# other info key keeps the last sub-step's value (a state, e.g. success or tank_energy).
+ADDITIVE_INFO_KEYS = ("cost", "energy_cost", "energy_returned", "energy_dissipated")
 
 
 def rescale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -68,7 +72,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def observation(self) -> Any:
-        """The single-frame observation of the current state (renders for pixel types)."""
+        """The single-frame observation of the current state (renders for pixel types). It may
+        be the backend's own buffer: RoboEnv copies it once before handing it to the agent."""
 
     @abc.abstractmethod
     def render(self, height: int, width: int) -> np.ndarray:
@@ -93,7 +98,7 @@ class SimulatorBackend(Backend):
 
     @abc.abstractmethod
     def state_observation(self) -> np.ndarray:
-        """The current float32 state vector."""
+        """The current float32 state vector (may be the backend's buffer; RoboEnv copies it)."""
 
     def observation(self) -> Any:
         if self._obs_type == "state":
@@ -157,9 +162,13 @@ class RoboEnv(gym.Env):
                                "episode ended; call reset() first.")
         native_action = self.to_native_action(action)
         reward, terminated, truncated, info = 0.0, False, False, {}
+        totals: dict[str, float] = {}
         for _ in range(self.cfg.action_repeat):
             sub_reward, terminated, truncated, info = self.backend.step(native_action)
             reward += float(sub_reward)
+            for key in ADDITIVE_INFO_KEYS:
+                if key in info:
+                    totals[key] = totals.get(key, 0.0) + float(info[key])
             self._elapsed_steps += 1
             if (self.max_episode_steps is not None and self._elapsed_steps >= self.max_episode_steps
                     and not terminated):
@@ -169,7 +178,7 @@ class RoboEnv(gym.Env):
         obs = self._observe(self.backend.observation(), episode_start=False)
         self._episode_return += reward
         self._episode_length += 1
-        info = dict(info)
+        info = {**info, **totals}
         if terminated or truncated:
             self._needs_reset = True
             info["episode"] = {"return": self._episode_return, "length": self._episode_length}
@@ -267,6 +276,8 @@ class RoboEnv(gym.Env):
         return self._assemble(single_obs)
 
     def _assemble(self, single_obs: Any):
+        """The agent's observation, in fresh arrays: this is the one copy per step (backends
+        hand over their own buffers), so mutating a returned observation changes nothing here."""
         if self.cfg.obs_type == "state":
             return single_obs.copy()
         pixels = np.concatenate(self._frames, axis=0)

@@ -128,7 +128,7 @@ class DMCBackend(SimulatorBackend):
         return float(reward), terminated, truncated, {}
 
     def state_observation(self) -> np.ndarray:
-        return self._state_obs.copy()
+        return self._state_obs  # RoboEnv copies it into the agent's observation
 
     def render(self, height: int, width: int) -> np.ndarray:
         buffer = self._physics.model.vis.global_

@@ -112,7 +112,7 @@ class GymMujocoBackend(SimulatorBackend):
         return float(reward), bool(terminated), bool(truncated), info
 
     def state_observation(self) -> np.ndarray:
-        return self._state_obs.copy()
+        return self._state_obs  # RoboEnv copies it into the agent's observation
 
     def render(self, height: int, width: int) -> np.ndarray:
         renderer = self._renderers.get((height, width))
