@@ -467,7 +467,8 @@ class SACAgent:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        missing = sorted(set(self.state_dict()) - set(state))
+        # generator_device came later: older checkpoints lack it and were saved on this device type.
+        missing = sorted(set(self.state_dict()) - set(state) - {"generator_device"})
         if missing:
             raise KeyError(f"SAC state dict lacks {missing}: was it saved by SACAgent.state_dict()?")
         self.encoder.load_state_dict(state["encoder"])
@@ -479,7 +480,7 @@ class SACAgent:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
-        self._restore_generator(state["generator"].cpu(), state["generator_device"])
+        self._restore_generator(state["generator"].cpu(), state.get("generator_device", self.device.type))
         self.num_updates = int(state["num_updates"])
         if self.constraint is not None:
             self.constraint.load_state_dict(state["constraint"])
