@@ -25,7 +25,7 @@ EVAL_EPISODES = 10
 
 
 def run_robo_rl(task: str, seed: int, steps: int, seed_steps: int, agent: str, utd: int | None,
-                threads: int) -> float:
+                threads: int, extra: list[str]) -> float:
     from hydra import compose, initialize_config_dir
 
     from robo_rl.cli import config_dir
@@ -37,6 +37,7 @@ def run_robo_rl(task: str, seed: int, steps: int, seed_steps: int, agent: str, u
                  f"threads={threads}", "device=cpu", f"seed={seed}"]
     if utd is not None:
         overrides.append(f"agent.utd={utd}")
+    overrides += extra
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     with tempfile.TemporaryDirectory() as run_dir:
@@ -94,6 +95,9 @@ def main() -> None:
     parser.add_argument("--seed-steps", type=int, default=5_000)
     parser.add_argument("--agent", default="rlpd", help="robo_rl agent preset (configs/agent/)")
     parser.add_argument("--utd", type=int, default=None, help="override the preset's UTD")
+    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more Hydra overrides for robo_rl, e.g. agent.critic_layer_norm=true")
+    parser.add_argument("--label", default="", help="suffix of the robo_rl row's name (for --override runs)")
     parser.add_argument("--algos", nargs="+", default=["robo_rl", "sb3"], choices=["robo_rl", "sb3"])
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 4))
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -106,14 +110,16 @@ def main() -> None:
     for task in args.tasks:
         for seed in args.seeds:
             for algo in args.algos:
-                name = f"robo_rl-{args.agent}" + (f"-utd{args.utd}" if args.utd else "") if algo == "robo_rl" else "sb3-sac"
+                name = (f"robo_rl-{args.agent}" + (f"-utd{args.utd}" if args.utd else "") + args.label
+                        if algo == "robo_rl" else "sb3-sac")
                 done = any((r["task"], r["algo"], r["seed"], r["steps"]) == (task, name, seed, args.steps)
                            for r in load(args.results))
                 if done:
                     continue
                 start = time.perf_counter()
                 if algo == "robo_rl":
-                    ret = run_robo_rl(task, seed, args.steps, args.seed_steps, args.agent, args.utd, args.threads)
+                    ret = run_robo_rl(task, seed, args.steps, args.seed_steps, args.agent, args.utd, args.threads,
+                                      args.override)
                 else:
                     ret = run_sb3(task, seed, args.steps, args.seed_steps, args.threads)
                 row = {"task": task, "algo": name, "seed": seed, "steps": args.steps, "return": ret,
