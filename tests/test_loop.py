@@ -161,3 +161,14 @@ def test_a_crash_in_the_update_keeps_every_collected_transition(tmp_path, monkey
         online.train(cfg, tmp_path / "run")
     # The crash came in the update after the 70th transition was stored (updates start at step 50).
     assert len(ReplayBuffer.load(tmp_path / "run/replay")) == 70
+
+
+def test_resume_with_another_network_size_is_a_clear_error(tmp_path):
+    from robo_rl.checkpoint import CheckpointError
+
+    online.train(compose_train_cfg(SMALL_TRAIN + ["train.steps=120", "train.eval_every=1000"]), tmp_path / "run")
+    config_before = (tmp_path / "run/config.yaml").read_text()
+    bigger = compose_train_cfg(SMALL_TRAIN + ["train.steps=200", "agent.hidden_dims=[64,64]"])
+    with pytest.raises(CheckpointError, match="does not fit the config's agent"):
+        online.train(bigger, tmp_path / "run")
+    assert (tmp_path / "run/config.yaml").read_text() == config_before

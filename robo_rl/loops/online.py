@@ -120,7 +120,13 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     evals: list[tuple[int, float]] = []
 
     if payload is not None:
-        agent.load_state_dict(payload["agent"])
+        try:
+            agent.load_state_dict(payload["agent"])
+        except (KeyError, RuntimeError, ValueError) as exc:  # other network sizes, constraint on/off
+            raise CheckpointError(
+                f"cannot resume {run_dir}: the checkpoint's agent does not fit the config's agent ({exc}). "
+                f"Use the run's own agent and constraint settings (see {run_dir / 'config.yaml'}) or start "
+                f"a new run in another hydra.run.dir. The run's config and data were not changed.") from exc
         if cfg.replay.persist:
             replay.load_from_disk()  # everything on disk, including transitions after the checkpoint
         replay.load_state_dict(payload["replay"])
