@@ -21,9 +21,8 @@ import gymnasium as gym
 import numpy as np
 
 from robo_rl.envs.config import EnvConfig
+from robo_rl.spaces import PIXELS_KEY, STATE_KEY
 
-PIXELS_KEY = "pixels"
-STATE_KEY = "state"
 RGB_CHANNELS = 3
 DEFAULT_VIDEO_FPS = 30.0  # when the backend does not know its control timestep
 # Per-step info quantities that accumulate over time (energy in J, the constraint cost): with

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from robo_rl.nets.init import init_weights_
+from robo_rl.spaces import is_pixel_box
 
 
 @dataclass
@@ -64,9 +65,6 @@ def random_shift(images: torch.Tensor, pad: int = 4,
     return shifted.view(batch, channels, height, width)
 
 
-def _is_pixel_box(space) -> bool:
-    return np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3
-
 
 class ObservationEncoder(nn.Module):
     """Turns an observation (state tensor, uint8 pixel tensor, or dict {"pixels", "state"})
@@ -89,14 +87,14 @@ class ObservationEncoder(nn.Module):
             state_space = observation_space.spaces.get("state")
             self.pixel_key = "pixels" if pixel_space is not None else None
             self.state_key = "state" if state_space is not None else None
-        elif _is_pixel_box(observation_space):
+        elif is_pixel_box(observation_space):
             pixel_space = observation_space
         elif len(observation_space.shape) == 1:
             state_space = observation_space
         else:
             raise ValueError(f"unsupported observation space {observation_space}: use a flat float "
                              f"Box (state), a uint8 C x H x W Box (pixels) or a Dict of both")
-        if pixel_space is not None and not _is_pixel_box(pixel_space):
+        if pixel_space is not None and not is_pixel_box(pixel_space):
             raise ValueError(f"pixel observations must be uint8 C x H x W, got {pixel_space}")
         if pixel_space is not None:
             self.encoder = PixelEncoder(tuple(pixel_space.shape), encoder_cfg.num_filters,

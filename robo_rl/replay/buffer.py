@@ -31,11 +31,11 @@ import torch
 from gymnasium import spaces
 
 from robo_rl.replay import storage
+from robo_rl.spaces import PIXELS_KEY, is_pixel_box
 
 # A plain Box observation is stored under this key and handed back as a bare tensor.
 _BOX_KEY = "obs"
 # Dict key that holds the stacked camera frames.
-PIXELS_KEY = "pixels"
 # Sampling draws ring positions uniformly and redraws the invalid ones while at least this
 # share of positions is valid (then a redraw round is cheap); below it, it samples from the
 # explicit list of valid positions instead.
@@ -94,9 +94,6 @@ class _ObsField:
     def frame_shape(self) -> tuple[int, ...]:
         return (self.shape[0] // self.stack, *self.shape[1:])
 
-
-def _is_pixel_box(space: spaces.Box) -> bool:
-    return np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3
 
 
 class ReplayBuffer:
@@ -186,7 +183,7 @@ class ReplayBuffer:
     def _describe_observation(space: spaces.Space, frame_stack: int) -> dict[str, _ObsField]:
         storage.space_to_spec(space)  # rejects unsupported space types with a clear error
         if isinstance(space, spaces.Box):
-            boxes, pixel_key = {_BOX_KEY: space}, (_BOX_KEY if _is_pixel_box(space) else None)
+            boxes, pixel_key = {_BOX_KEY: space}, (_BOX_KEY if is_pixel_box(space) else None)
         else:
             boxes = dict(space.spaces)
             for key, sub in boxes.items():
