@@ -367,3 +367,28 @@ def test_arm_tasks_without_robo_rl_tasks_give_a_clear_error(monkeypatch):
     with pytest.raises(RuntimeError, match="robo_rl.tasks"):
         make("arm/reach")
     assert not [task for task in list_tasks() if task.startswith("arm/")]
+
+
+# gymnasium's checker warns about these by design: state vectors are unbounded, and envs built by
+# make_env have no registry spec (so it cannot try other render modes; rgb_array is the only one).
+EXPECTED_CHECKER_WARNINGS = ("observation space minimum value is -infinity",
+                             "observation space maximum value is infinity",
+                             "not having a spec")
+
+
+@pytest.mark.parametrize("name", [DMC, "gym/InvertedPendulum-v5", "arm/reach"])
+@pytest.mark.parametrize("obs_type", ["state", "pixels", "pixels_state"])
+def test_every_env_family_passes_gymnasium_check_env(name, obs_type):
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    env = make(name, obs_type=obs_type, image_size=SMALL_IMAGE, video_size=SMALL_IMAGE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)  # includes the render check (rgb_array frames)
+    unexpected = [str(w.message) for w in caught
+                  if not any(text in str(w.message) for text in EXPECTED_CHECKER_WARNINGS)]
+    assert unexpected == []
+    assert env.metadata["render_fps"] == pytest.approx(env.video_fps)
+    env.close()
