@@ -53,3 +53,75 @@ def init_weights_(module: nn.Module, scheme: str, gain: float = RELU_GAIN) -> nn
     if check_weight_init(scheme) == "orthogonal":
         orthogonal_init_(module, gain)
     return module
+
+
+
+@torch.no_grad()
+def reset_parameters_(module: nn.Module, scheme: str, gain: float = RELU_GAIN,
+                      generator: torch.Generator | None = None) -> nn.Module:
+    """Re-draw every parameter of ``module`` in place from its construction-time distribution
+    under ``scheme``: Linear/Conv2d/EnsembleLinear as nn.Linear's default (U(+-1/sqrt(fan_in))
+    for weight and bias) or orthogonal with zero bias, LayerNorm/EnsembleLayerNorm affine to
+    (1, 0). Parameters keep their identity, so optimisers and hooks still point at them.
+    ``generator``: the learner's RNG (None: torch's global one)."""
+    orthogonal = check_weight_init(scheme) == "orthogonal"
+    for layer in module.modules():
+        _reset_layer_(layer, orthogonal, gain, generator)
+    return module
+
+
+def _reset_layer_(layer: nn.Module, orthogonal: bool, gain: float,
+                  generator: torch.Generator | None) -> None:
+    """Re-draw the parameters ``layer`` owns itself (not its submodules')."""
+    from robo_rl.nets.mlp import EnsembleLayerNorm, EnsembleLinear  # mlp imports this module
+
+    if isinstance(layer, (nn.Linear, nn.Conv2d, EnsembleLinear)):
+        if isinstance(layer, EnsembleLinear):
+            fan_in, weights = layer.in_features, [w.T for w in layer.weight]  # out x in views
+        else:  # Conv2d fan-in: in_channels / groups * kernel area
+            fan_in, weights = layer.weight[0].numel(), [layer.weight]
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        for weight in weights:
+            if orthogonal:
+                nn.init.orthogonal_(weight, gain, generator=generator)
+            else:
+                weight.uniform_(-bound, bound, generator=generator)
+        if layer.bias is not None:
+            if orthogonal:
+                layer.bias.zero_()
+            else:
+                layer.bias.uniform_(-bound, bound, generator=generator)
+    elif isinstance(layer, (nn.LayerNorm, EnsembleLayerNorm)):
+        if getattr(layer, "weight", None) is not None:
+            layer.weight.fill_(1.0)
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.zero_()
+
+
+@torch.no_grad()
+def shrink_perturb_(module: nn.Module, alpha: float, scheme: str,
+                    layer_types: tuple[type[nn.Module], ...] | None = None,
+                    gain: float = RELU_GAIN,
+                    generator: torch.Generator | None = None) -> list[nn.Parameter]:
+    """theta <- alpha * theta + (1 - alpha) * theta_fresh for the parameters of every layer of
+    ``layer_types`` inside ``module`` (default: Linear and EnsembleLinear, DrM's choice: conv and
+    LayerNorm parameters stay), theta_fresh drawn as ``reset_parameters_`` does under ``scheme``.
+    alpha = 1 keeps the weights, 0 re-initialises them. Returns the parameters it changed (reset
+    their optimiser state with ``robo_rl.agents.common.reset_optimizer_state_``)."""
+    from robo_rl.nets.mlp import EnsembleLinear
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"shrink-and-perturb alpha must be in [0, 1], got {alpha}")
+    orthogonal = check_weight_init(scheme) == "orthogonal"
+    layer_types = layer_types if layer_types is not None else (nn.Linear, EnsembleLinear)
+    changed: list[nn.Parameter] = []
+    for layer in module.modules():
+        if not isinstance(layer, layer_types):
+            continue
+        params = list(layer.parameters(recurse=False))
+        old = [p.detach().clone() for p in params]
+        _reset_layer_(layer, orthogonal, gain, generator)
+        for param, previous in zip(params, old):
+            param.lerp_(previous, alpha)  # fresh + alpha (old - fresh) = alpha old + (1-alpha) fresh
+        changed += params
+    return changed

@@ -1,0 +1,253 @@
+"""What every learner (SAC/RLPD now; DrQ-v2, DrM, TD3+BC, A2PR later) and every learner
+component (the Lagrangian constraint now) implements, and the config schema they share.
+
+Seams:
+
+* ``Learner`` (protocol): what the loops call - ``act(obs, step=None, eval_mode=False)``,
+  ``update(batch_source, step) -> metrics``, ``state_dict()/load_state_dict()``, ``probes()``.
+* ``LearnerBase`` (optional base class): named networks and optimisers (``networks()``,
+  ``named_optimizers()``, ``target_networks()``) and, built on them, the in-place surgery
+  plasticity methods need: ``reinitialize_(names)`` and ``shrink_perturb_(names, alpha)``
+  re-draw or perturb named modules and forget their optimiser state, without rebuilding.
+* ``LearnerComponent`` (protocol) / ``Component`` (no-op base): a piece that composes with any
+  actor-critic learner through hooks the learner calls on every component of its (possibly
+  empty) list - per critic minibatch, in the actor loss, once per learner update. Its config
+  is a ``ComponentSpec``: ``spec.build(agent_cfg, pixel_dim, state_dim, action_dim, device)``.
+* ``LearnerConfig`` / ``ActorCriticConfig``: the config fields every off-policy learner shares
+  (the loop and the replay read gamma, n_step and batch_size from any learner's config), and
+  the network fields every actor-critic learner shares (components size their networks from
+  them). Fields are OmegaConf structured-config types only (Hydra registers the dataclasses).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from robo_rl.agents.common import reset_optimizer_state_
+from robo_rl.nets import EncoderConfig, reset_parameters_, shrink_perturb_
+
+# ---------------------------------------------------------------------------------------------
+# Config schema
+
+
+@dataclass
+class LearnerConfig:
+    """Fields every off-policy learner has. The loop and the replay read gamma, n_step and
+    batch_size (n-step discounting happens in the replay: learners see d = gamma^n)."""
+    name: str = "learner"                       # the AGENTS entry that builds this learner
+    batch_size: int = 256                       # B, transitions per gradient step
+    gamma: float = 0.99                         # read by the replay (n-step discount)
+    n_step: int = 1                             # read by the replay
+    seed: Optional[int] = None                  # agent RNG; None -> drawn from torch's global RNG
+    precision: str = "float32"                  # network matmuls in "float32" or "bfloat16"
+    #   (autocast; losses, log-probs and optimiser state stay float32)
+
+
+@dataclass
+class ActorCriticConfig(LearnerConfig):
+    """Networks and optimisers of an actor-critic learner (pixel encoder + per-head trunks,
+    MLP heads). Components such as the Lagrangian cost critic size themselves from these."""
+    hidden_dims: tuple[int, ...] = (256, 256)   # actor and each critic
+    activation: str = "relu"
+    weight_init: str = "default"                # "default" (nn.Linear) or "orthogonal" (DrQ-v2)
+    critic_layer_norm: bool = False
+    actor_layer_norm: bool = False
+    lr: float = 3e-4                            # default of every optimiser's learning rate
+    actor_lr: Optional[float] = None            # None -> lr
+    critic_lr: Optional[float] = None           # None -> lr (also trains the pixel encoder)
+    tau: float = 0.005                          # Polyak rate of the target critics
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # pixels only
+
+
+def check_renamed_keys(values: Mapping[str, Any], renamed: Mapping[str, str], what: str) -> None:
+    """Raise a ValueError for a config key that was renamed, naming the new key."""
+    old = sorted(set(values) & set(renamed))
+    if old:
+        raise ValueError("; ".join(f"{what}.{key} was renamed to {what}.{renamed[key]}"
+                                   for key in old))
+
+
+# ---------------------------------------------------------------------------------------------
+# Learner protocol
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """What the loops, checkpoints and plasticity probes use of a learner."""
+
+    cfg: LearnerConfig
+
+    def act(self, obs, step: int | None = None, eval_mode: bool = False) -> np.ndarray:
+        """Action in [-1, 1] for one observation or a batch. ``step``: the agent step, for
+        exploration schedules (DrQ-v2's noise std); learners without one ignore it.
+        ``eval_mode``: the deterministic policy."""
+
+    def update(self, batch_source, step: int | None = None) -> dict[str, float]:
+        """One learner update drawing from ``batch_source.sample(n)``; metrics as floats."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimisers, schedules and RNG: everything ``load_state_dict`` restores."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    def probes(self) -> dict[str, nn.Module]:
+        """Named modules plasticity probes hook (dormant ratio: Linear outputs; FAU: activation
+        outputs), keyed "<network>.<path>" (e.g. "actor.net.net.0", "critic.q.layers.2")."""
+
+
+def check_step_argument(step) -> None:
+    """``act(obs, True)`` would pass eval_mode as the step: refuse it by name."""
+    if isinstance(step, bool):
+        raise TypeError("act(obs, step=None, eval_mode=False): pass eval_mode by keyword "
+                        "(act(obs, eval_mode=True)); the second positional argument is the step")
+
+
+class LearnerBase:
+    """Named networks and optimisers, and in-place surgery on them.
+
+    A learner lists its modules in ``networks()`` (e.g. "encoder", "actor", "critic",
+    "critic_target", and its components' as "<component>.<name>"), its optimisers in
+    ``named_optimizers()``, and which network tracks which in ``target_networks()``
+    ({"critic": "critic_target"}). Parameters are re-drawn with ``cfg.weight_init`` from
+    ``self.generator`` (the learner's one RNG, so checkpoints cover the draws)."""
+
+    cfg: ActorCriticConfig
+    generator: torch.Generator
+
+    def networks(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def named_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def target_networks(self) -> dict[str, str]:
+        """online network name -> the name of its Polyak-averaged target."""
+        return {}
+
+    def _networks_named(self, names: Iterable[str]) -> list[tuple[str, nn.Module]]:
+        networks = self.networks()
+        names = [names] if isinstance(names, str) else list(names)
+        unknown = sorted(set(names) - set(networks))
+        if unknown:
+            raise KeyError(f"unknown networks {unknown}: this learner has {sorted(networks)}")
+        return [(name, networks[name]) for name in names]
+
+    def reset_optimizer_state_(self, params: Iterable[torch.Tensor]) -> int:
+        """Forget every optimiser's state for ``params``; returns how many entries it cleared."""
+        params = list(params)
+        return sum(reset_optimizer_state_(optimizer, params)
+                   for optimizer in self.named_optimizers().values())
+
+    @torch.no_grad()
+    def _sync_targets_(self, names: list[str]) -> None:
+        networks, targets = self.networks(), self.target_networks()
+        for name in names:
+            if name in targets:
+                for target, online in zip(networks[targets[name]].parameters(),
+                                          networks[name].parameters()):
+                    target.copy_(online)
+
+    def reinitialize_(self, names: str | Iterable[str], sync_targets: bool = True) -> None:
+        """Re-draw every parameter of the named networks in place (as at construction) and
+        forget their optimiser state. ``sync_targets``: copy each re-drawn network into its
+        target (``target_networks()``), as a fresh learner starts."""
+        chosen = self._networks_named(names)
+        for _, module in chosen:
+            reset_parameters_(module, self.cfg.weight_init, generator=self.generator)
+            self.reset_optimizer_state_(module.parameters())
+        if sync_targets:
+            self._sync_targets_([name for name, _ in chosen])
+
+    def shrink_perturb_(self, names: str | Iterable[str], alpha: float,
+                        layer_types: tuple[type[nn.Module], ...] | None = None) -> None:
+        """theta <- alpha theta + (1 - alpha) theta_fresh on the Linear layers of the named
+        networks (DrM's perturbation; pass targets by name too, each draws its own fresh
+        weights), then forget the optimiser state of what changed."""
+        for _, module in self._networks_named(names):
+            changed = shrink_perturb_(module, alpha, self.cfg.weight_init, layer_types,
+                                      generator=self.generator)
+            self.reset_optimizer_state_(changed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Components
+
+
+@runtime_checkable
+class LearnerComponent(Protocol):
+    """A piece that composes with an actor-critic learner (the Lagrangian constraint: a cost
+    critic, an actor penalty and a multiplier). The learner calls, on every component:
+
+    * ``on_critic_minibatch(batch, features, next_features, next_action)`` after each of its
+      critic steps, with the minibatch, detached encoder features of obs and next_obs, and the
+      a' ~ pi(.|s') of its own target (so a component needs no extra actor forward);
+    * ``actor_penalty(features, action)`` in the actor loss: (a per-row penalty added to the
+      loss, differentiable in ``action``, or None; an aux value for ``after_learner_step``);
+    * ``after_learner_step(aux)`` once per learner update, after the actor step.
+
+    Metrics are dicts of 0-dim tensors (the learner copies all of them to the host at once).
+    ``name`` keys the component's entry in the learner's state dict and its networks
+    ("<name>.<network>") in the learner's ``networks()``."""
+
+    name: str
+
+    def on_critic_minibatch(self, batch, features: torch.Tensor, next_features: torch.Tensor,
+                            next_action: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+    def actor_penalty(self, features: torch.Tensor,
+                      action: torch.Tensor) -> tuple[torch.Tensor | None, Any]: ...
+
+    def after_learner_step(self, aux: Any) -> dict[str, torch.Tensor]: ...
+
+    def networks(self) -> dict[str, nn.Module]: ...
+
+    def named_optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def target_networks(self) -> dict[str, str]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class ComponentSpec(Protocol):
+    """A component's config: builds the component once the learner knows its feature sizes
+    (``pixel_dim``/``state_dim`` of the encoder output, see ``FeatureTrunk``)."""
+
+    def build(self, agent_cfg: ActorCriticConfig, pixel_dim: int, state_dim: int,
+              action_dim: int, device) -> LearnerComponent: ...
+
+
+class Component:
+    """A LearnerComponent whose hooks do nothing: subclasses override the ones they need."""
+
+    name = "component"
+
+    def on_critic_minibatch(self, batch, features, next_features, next_action):
+        return {}
+
+    def actor_penalty(self, features, action):
+        return None, None
+
+    def after_learner_step(self, aux):
+        return {}
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {}
+
+    def named_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+    def target_networks(self) -> dict[str, str]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
