@@ -283,14 +283,14 @@ def test_temperature_loss_gradient_on_hand_case():
 
 # ---- update mechanics ------------------------------------------------------------------------
 
-def test_update_steps_critic_utd_times_and_actor_once():
-    agent = small_agent(utd=3)
+def test_update_steps_critic_per_update_times_and_actor_once():
+    agent = small_agent(critic_steps_per_update=3)
     source = FakeSource(state_obs(3), 2)
     sizes = []
     original_sample = source.sample
     source.sample = lambda n: sizes.append(n) or original_sample(n)
     metrics = agent.update(source, 0)
-    assert sizes == [3 * 8]  # one sample call for all utd minibatches
+    assert sizes == [3 * 8]  # one sample call for all critic minibatches
     assert agent.critic_optimizer.state[agent._critic_params[0]]["step"].item() == 3
     assert agent.actor_optimizer.state[agent._actor_params[0]]["step"].item() == 1
     assert set(metrics) >= {"critic_loss", "actor_loss", "temperature", "entropy", "q_mean"}
@@ -299,16 +299,16 @@ def test_update_steps_critic_utd_times_and_actor_once():
     assert not torch.equal(agent.critic_target.q.layers[0].weight, agent.critic.q.layers[0].weight)
 
 
-def test_utd_minibatches_keep_the_mixing_ratio():
+def test_critic_minibatches_keep_the_mixing_ratio():
     """A MixedSource returns primary rows first; every minibatch must still be half/half."""
-    utd, batch_size = 4, 6
-    rows = utd * batch_size
+    parts, batch_size = 4, 6
+    rows = parts * batch_size
     from_secondary = (torch.arange(rows) >= rows // 2).float()
     batch = SimpleNamespace(obs={"state": torch.arange(rows).float()[:, None]},
                             action=torch.zeros(rows, 2), reward=from_secondary,
                             discount=torch.ones(rows), next_obs={"state": torch.zeros(rows, 1)})
-    minibatches = split_minibatches(batch, utd, batch_size, "cpu")
-    assert len(minibatches) == utd
+    minibatches = split_minibatches(batch, parts, batch_size, "cpu")
+    assert len(minibatches) == parts
     seen = []
     for minibatch in minibatches:
         assert minibatch.reward.shape == (batch_size,) and minibatch.action.shape == (batch_size, 2)
@@ -319,7 +319,7 @@ def test_utd_minibatches_keep_the_mixing_ratio():
         seen += minibatch.obs["state"][:, 0].tolist()
     assert sorted(seen) == list(range(rows))  # every row used exactly once
     with pytest.raises(ValueError, match="expected"):
-        split_minibatches(batch, utd, batch_size + 1, "cpu")
+        split_minibatches(batch, parts, batch_size + 1, "cpu")
 
 
 def test_actor_step_leaves_critic_untouched():
@@ -470,7 +470,7 @@ def test_make_agent_registry_presets_and_errors():
             cfg.target_entropy_scale, cfg.actor_q_reduction) == (10, 2, True, False, -0.5, "mean")
     assert agent.critic.q.layers[0].weight.shape == (10, 5, 32)
     assert agent.target_entropy == -1.0
-    assert rlpd_config(utd=20).utd == 20
+    assert rlpd_config(critic_steps_per_update=20).critic_steps_per_update == 20
     probes = agent.probes()
     assert any(isinstance(m, EnsembleLinear) for m in probes.values())
     assert any(name.startswith("actor.") and isinstance(m, torch.nn.Linear)
@@ -541,3 +541,159 @@ def test_bfloat16_precision_runs_nets_in_bfloat16_and_keeps_outputs_float32():
     assert all(math.isfinite(value) for value in metrics.values())
     assert half.log_alpha.dtype == torch.float32
     assert all(p.dtype == torch.float32 for p in half._critic_params + half._actor_params)
+
+
+# ---- learner protocol and in-place surgery ----------------------------------------------------
+
+def test_sac_is_a_learner_with_named_networks_and_optimizers():
+    from robo_rl.agents import Learner, LearnerConfig
+    agent = small_agent()
+    assert isinstance(agent, Learner) and isinstance(agent.cfg, LearnerConfig)
+    assert set(agent.networks()) == {"encoder", "actor", "critic", "critic_target"}
+    assert set(agent.named_optimizers()) == {"actor", "critic", "temperature"}
+    assert agent.target_networks() == {"critic": "critic_target"}
+    obs = np.zeros(3, np.float32)
+    np.testing.assert_array_equal(agent.act(obs, 7, eval_mode=True), agent.act(obs, eval_mode=True))
+    with pytest.raises(TypeError, match="eval_mode by keyword"):
+        agent.act(obs, True)  # would otherwise be read as step=True
+
+
+def adam_state(optimizer, params):
+    return [{k: v.clone() for k, v in optimizer.state[p].items()} if p in optimizer.state else None
+            for p in params]
+
+
+def test_reinitialize_critic_in_place_clears_its_adam_state_only():
+    agent = small_agent(num_critics=3, num_min_critics=2, critic_layer_norm=True)
+    source = FakeSource(state_obs(3), 2, seed=1)
+    for step in range(3):
+        agent.update(source, step)
+    critic_params = list(agent.critic.parameters())
+    ids_before = [id(p) for p in critic_params]
+    critic_before = [p.detach().clone() for p in critic_params]
+    actor_before = [p.detach().clone() for p in agent._actor_params]
+    actor_state = adam_state(agent.actor_optimizer, agent._actor_params)
+    alpha_state = adam_state(agent.temperature_optimizer, [agent.log_alpha])
+    assert all(agent.critic_optimizer.state[p]["exp_avg"].abs().sum() > 0 for p in critic_params)
+
+    agent.reinitialize_("critic")
+
+    assert [id(p) for p in agent.critic.parameters()] == ids_before  # same tensors, in place
+    changed = [not torch.equal(p, b) for p, b in zip(critic_params, critic_before)]
+    assert all(changed[i] for i, p in enumerate(critic_params) if p.dim() == 3)  # every weight
+    layer_norms = [m for m in agent.critic.modules() if type(m).__name__ == "EnsembleLayerNorm"]
+    assert layer_norms and all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in layer_norms)
+    assert all(p not in agent.critic_optimizer.state for p in critic_params)  # Adam state gone
+    for p, before in zip(agent._actor_params, actor_before):
+        assert torch.equal(p, before)                                          # others untouched
+    assert adam_state(agent.actor_optimizer, agent._actor_params).__repr__() == actor_state.__repr__()
+    assert adam_state(agent.temperature_optimizer, [agent.log_alpha]).__repr__() == alpha_state.__repr__()
+    for target, online in zip(agent.critic_target.parameters(), critic_params):
+        assert torch.equal(target, online)  # the target restarts from the new critic
+
+    metrics = agent.update(source, 3)  # Adam re-initialises the cleared state: step 1 again
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert agent.critic_optimizer.state[critic_params[0]]["step"].item() == 1
+    assert agent.actor_optimizer.state[agent._actor_params[0]]["step"].item() == 4
+
+
+def test_reinitialize_draws_the_construction_distribution_from_the_agent_rng():
+    agent = small_agent(hidden_dims=(256,), seed=3)
+    agent.update(FakeSource(state_obs(3), 2), 0)
+    agent.reinitialize_(["actor"], sync_targets=False)
+    for layer in agent.actor.modules():
+        if isinstance(layer, torch.nn.Linear):  # nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in))
+            bound = 1 / math.sqrt(layer.in_features)
+            assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+            if layer.weight.numel() > 500:
+                assert abs(layer.weight.std().item() - bound / math.sqrt(3)) < 0.05 * bound
+    twin = small_agent(hidden_dims=(256,), seed=3)
+    twin.update(FakeSource(state_obs(3), 2), 0)
+    twin.reinitialize_(["actor"], sync_targets=False)
+    for a, b in zip(agent._actor_params, twin._actor_params):
+        assert torch.equal(a, b)  # drawn from the agent's generator: reproducible
+    orthogonal = small_agent(hidden_dims=(32,), weight_init="orthogonal")
+    orthogonal.reinitialize_("critic")
+    first = orthogonal.critic.q.layers[0]
+    for member in first.weight:  # (in x out) = 5 x 32: orthogonal rows of norm sqrt(2)
+        torch.testing.assert_close(member @ member.T, 2.0 * torch.eye(5), atol=1e-5, rtol=0)
+    assert torch.count_nonzero(first.bias) == 0
+    with pytest.raises(KeyError, match="unknown networks"):
+        agent.reinitialize_("critics")
+
+
+def test_shrink_perturb_mixes_linear_weights_and_resets_their_state():
+    from robo_rl.nets import EnsembleLayerNorm
+    agent = small_agent(critic_layer_norm=True)
+    source = FakeSource(state_obs(3), 2, seed=1)
+    agent.update(source, 0)
+    norm_params = {id(p) for m in agent.critic.modules() if isinstance(m, EnsembleLayerNorm)
+                   for p in m.parameters()}
+    before = [p.detach().clone() for p in agent.critic.parameters()]
+    agent.shrink_perturb_("critic", alpha=1.0)
+    for p, b in zip(agent.critic.parameters(), before):
+        torch.testing.assert_close(p, b)  # alpha 1 keeps the weights, resets Linear Adam state
+        assert (p in agent.critic_optimizer.state) == (id(p) in norm_params)
+    agent.update(source, 1)
+    before = [p.detach().clone() for p in agent.critic.parameters()]
+    agent.shrink_perturb_("critic", alpha=0.5)
+    for p, b in zip(agent.critic.parameters(), before):
+        if id(p) in norm_params:  # DrM leaves LayerNorm (and its Adam state) alone
+            assert torch.equal(p, b) and p in agent.critic_optimizer.state
+        else:
+            assert not torch.equal(p, b) and p not in agent.critic_optimizer.state
+    assert len(norm_params) == 4
+    # exactly alpha * old + (1 - alpha) * fresh, fresh drawn as reset_parameters_ draws it
+    from robo_rl.nets import reset_parameters_
+    plain = small_agent()
+    before = [p.detach().clone() for p in plain.critic.parameters()]
+    fresh = copy.deepcopy(plain.critic)
+    rng_state = plain.generator.get_state()
+    plain.shrink_perturb_("critic", alpha=0.3)
+    plain.generator.set_state(rng_state)
+    reset_parameters_(fresh, "default", generator=plain.generator)
+    for p, b, f in zip(plain.critic.parameters(), before, fresh.parameters()):
+        torch.testing.assert_close(p, 0.3 * b + 0.7 * f)
+    with pytest.raises(ValueError, match="alpha"):
+        agent.shrink_perturb_("actor", alpha=1.5)
+
+
+def test_reset_optimizer_state_only_forgets_the_given_params():
+    from robo_rl.agents.common import reset_optimizer_state_
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.Adam([a, b], lr=0.1, fused=True)
+    (a.sum() + b.sum()).backward()
+    optimizer.step()
+    assert reset_optimizer_state_(optimizer, [a, torch.nn.Parameter(torch.ones(1))]) == 1
+    assert a not in optimizer.state and optimizer.state[b]["step"].item() == 1
+    (a.sum() + b.sum()).backward()
+    optimizer.step()  # mixed fresh / stepped state in one fused step
+    assert optimizer.state[a]["step"].item() == 1 and optimizer.state[b]["step"].item() == 2
+
+
+def test_old_utd_key_names_its_new_name():
+    with pytest.raises(ValueError, match="agent.utd was renamed to agent.critic_steps_per_update"):
+        make_agent({"name": "sac", "utd": 2}, box(3), action_box(2))
+    with pytest.raises(ValueError, match="renamed to agent.critic_steps_per_update"):
+        rlpd_config(utd=20)
+    with pytest.raises(ValueError, match="critic_steps_per_update"):
+        small_agent(critic_steps_per_update=0)
+
+
+def test_a_checkpoint_saved_before_the_component_refactor_still_loads():
+    # The state-dict layout of SAC (with and without a constraint) from before components:
+    # a constrained checkpoint carries its cost critic under "constraint".
+    constrained = make_agent(dict(name="sac", hidden_dims=[16], batch_size=8, seed=0), box(3),
+                             action_box(2), constraint={"name": "energy"})
+    state = constrained.state_dict()
+    assert set(state) == {"encoder", "actor", "critic", "critic_target", "log_alpha",
+                          "actor_optimizer", "critic_optimizer", "temperature_optimizer",
+                          "generator", "generator_device", "num_updates", "constraint"}
+    assert set(state["constraint"]) == {"critic", "critic_target", "optimizer", "multiplier"}
+    weights = {f"q.layers.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")}
+    assert set(state["critic"]) == set(state["constraint"]["critic"]) == weights
+    plain = make_agent(dict(name="sac", hidden_dims=[16], batch_size=8, seed=1), box(3),
+                       action_box(2))
+    with pytest.raises(KeyError, match="constraint"):  # a plain checkpoint lacks the cost critic
+        constrained.load_state_dict(plain.state_dict())
+    plain.load_state_dict({k: v for k, v in state.items() if k != "constraint"})

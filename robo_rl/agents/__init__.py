@@ -2,14 +2,19 @@
 
 Each entry of ``AGENTS`` maps a config ``name`` to (config builder, agent class); the builder
 takes the remaining config keys and returns the learner's config dataclass (a preset such as
-``rlpd`` is a builder with other defaults for the same agent class).
+``rlpd`` is a builder with other defaults for the same agent class). Every learner implements
+``Learner`` and its config inherits ``LearnerConfig`` (robo_rl/agents/base.py); a later learner
+(DrQ-v2, DrM, TD3+BC, A2PR) adds one entry here and one configs/agent/<name>.yaml, which
+tests/test_agent_configs.py then holds to the builder's defaults.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable, Mapping
 
-from robo_rl.agents.constraint import LagrangianConfig, constraint_config
+from robo_rl.agents.base import (ActorCriticConfig, Component, ComponentSpec, Learner,
+                                 LearnerBase, LearnerComponent, LearnerConfig)
+from robo_rl.agents.constraint import LagrangianConfig, LagrangianConstraint, constraint_config
 from robo_rl.agents.sac import SACAgent, SACConfig, check_config, rlpd_config
 
 AGENTS: dict[str, tuple[Callable[..., Any], type, Callable[[Any], None]]] = {
@@ -48,14 +53,17 @@ def agent_config(agent_cfg):
 
 def make_agent(agent_cfg, observation_space, action_space, device="cpu", constraint=None):
     """Build the learner named by ``agent_cfg.name`` (one of ``AGENTS``). ``constraint``: the
-    Hydra ``constraint`` group (``name: none`` or ``energy``), a ``LagrangianConfig`` or None."""
+    Hydra ``constraint`` group (``name: none`` or ``energy``), a component config dataclass
+    (``ComponentSpec``, e.g. ``LagrangianConfig``) or None."""
     name = _as_dict(agent_cfg).get("name")
     config = agent_config(agent_cfg)
-    if not isinstance(constraint, LagrangianConfig):
+    if not (dataclasses.is_dataclass(constraint) and hasattr(type(constraint), "build")):
         constraint = constraint_config(constraint)
     return AGENTS[name][1](config, observation_space, action_space, device, constraint=constraint)
 
 
-__all__ = ["AGENTS", "agent_config", "constraint_config", "make_agent", "LagrangianConfig",
-           "SACAgent", "SACConfig", "rlpd_config"]
+__all__ = ["AGENTS", "agent_config", "constraint_config", "make_agent", "ActorCriticConfig",
+           "Component", "ComponentSpec", "LagrangianConfig", "LagrangianConstraint", "Learner",
+           "LearnerBase", "LearnerComponent", "LearnerConfig", "SACAgent", "SACConfig",
+           "rlpd_config"]
 

@@ -1,23 +1,27 @@
-"""Lagrangian constraint for SAC: passivity-aware training (``agent=sac constraint=energy``).
+"""Lagrangian constraint, a learner component: passivity-aware training (``constraint=energy``).
 
 Constrained problem: max_pi J_r(pi) subject to J_c(pi) <= d, with a per-step cost c (arm tasks:
 ``info["cost"]``, the energy the impedance controller's non-passive part injects in the step, or
 draws from the energy tank when the task has one). Lagrangian SAC solves the saddle point
-min_{lambda >= 0} max_pi J_r - lambda (J_c - d). Per learner step, beside SAC's own updates:
+min_{lambda >= 0} max_pi J_r - lambda (J_c - d). Per learner update, beside the learner's own
+steps (through the ``LearnerComponent`` hooks of robo_rl/agents/base.py, so it composes with any
+actor-critic learner that calls them - SAC/RLPD now):
 
-    for each critic minibatch (s, a, r, c, d, s'),  a' ~ pi(.|s') (the reward target's a'):
+    on_critic_minibatch - for each critic minibatch (s, a, r, c, d, s'), a' = the reward
+    target's a' ~ pi(.|s'):
         y_c = c + d_c * reduce_i Qbar_c,i(s', a')
-        cost critic loss = sum_i mean_B (Q_c,i(s, a) - y_c)^2;  Adam step;  Polyak with SAC's tau
-    in the actor step (a~ ~ pi(.|s)):
+        cost critic loss = sum_i mean_B (Q_c,i(s, a) - y_c)^2;  Adam step;  Polyak with the
+        learner's tau
+    actor_penalty - in the actor step (a~ ~ pi(.|s)), SAC's loss becomes
         actor loss = mean_B(alpha log pi(a~|s) - Q_r(s, a~) + lambda * reduce_i Q_c,i(s, a~))
-    dual ascent, once per learner step:
+    after_learner_step - dual ascent, once per learner update:
         J_c_hat = mean_B reduce_i Q_c,i(s, a~)                      (detached)
         lambda  <- max(0, lambda + multiplier_lr * (J_c_hat - budget))
 
 Choices (the paper's exact cost and estimator were not retrievable; these are ours):
   * J_c is estimated by the cost critic on the actor's minibatch: the discounted cost-to-go of
     the current policy averaged over replay states (SAC-Lagrangian, e.g. safety-starter-agents),
-    not from recent episode costs, so lambda moves every learner step with no loop coupling.
+    not from recent episode costs, so lambda moves every learner update with no loop coupling.
   * ``budget`` is therefore in the critic's units, a discounted cost-to-go. The replay
     bootstraps time-limit truncations, so spending c per step forever is worth c / (1 - gamma):
     a per-episode energy budget E over T-step episodes is ``budget_from_episode_budget(E, T,
@@ -30,16 +34,16 @@ Choices (the paper's exact cost and estimator were not retrievable; these are ou
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import torch
+from torch import nn
 
-from robo_rl.agents.common import critic_step, or_default
-from robo_rl.agents.sac import EnsembleCritic, SACConfig
+from robo_rl.agents.base import ActorCriticConfig, Component
+from robo_rl.agents.common import critic_step, make_adam, or_default
 from robo_rl.config_utils import dataclass_from_dict
-from robo_rl.nets import FeatureTrunk, init_weights_
+from robo_rl.nets import EnsembleCritic, FeatureTrunk, init_weights_
 
 COST_Q_REDUCTIONS = ("mean", "max")
 
@@ -50,13 +54,13 @@ class LagrangianConfig:
     name: str = "energy"
     cost_key: str = "cost"          # info key of the per-step cost the loop stores in the replay
     budget: float = 2.0             # d, on the discounted cost-to-go (see budget_from_episode_budget)
-    multiplier_lr: float = 1e-3     # dual ascent step on lambda per learner step
+    multiplier_lr: float = 1e-3     # dual ascent step on lambda per learner update
     init_multiplier: float = 0.0    # lambda at the start (>= 0)
-    cost_gamma: float | None = None # None -> the replay's discount (the agent's gamma, n-step)
+    cost_gamma: Optional[float] = None  # None -> the replay's discount (the agent's gamma, n-step)
     num_critics: int = 2            # cost critic ensemble size
-    hidden_dims: tuple[int, ...] | None = None  # None -> the agent's hidden_dims
+    hidden_dims: Optional[tuple[int, ...]] = None  # None -> the agent's hidden_dims
     q_reduction: str = "mean"       # "mean" or "max" over the cost ensemble
-    critic_lr: float | None = None  # None -> the agent's critic learning rate
+    critic_lr: Optional[float] = None  # None -> the agent's critic learning rate
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "LagrangianConfig":
@@ -65,8 +69,13 @@ class LagrangianConfig:
             values["hidden_dims"] = tuple(int(width) for width in values["hidden_dims"])
         return dataclass_from_dict(cls, values, "constraint")
 
+    def build(self, agent_cfg: ActorCriticConfig, pixel_dim: int, state_dim: int,
+              action_dim: int, device="cpu") -> "LagrangianConstraint":
+        """The component (ComponentSpec): a learner calls this once its encoder is built."""
+        return LagrangianConstraint(self, agent_cfg, pixel_dim, state_dim, action_dim, device)
 
-def check_constraint_config(cfg: LagrangianConfig, agent_cfg: SACConfig) -> None:
+
+def check_constraint_config(cfg: LagrangianConfig, agent_cfg: ActorCriticConfig) -> None:
     if cfg.init_multiplier < 0 or cfg.multiplier_lr < 0:
         raise ValueError(f"init_multiplier ({cfg.init_multiplier}) and multiplier_lr "
                          f"({cfg.multiplier_lr}) must be >= 0: lambda is a Lagrange multiplier")
@@ -106,32 +115,58 @@ def budget_from_episode_budget(episode_budget: float, episode_length: int, gamma
     return episode_budget / episode_length / (1.0 - gamma)
 
 
-class LagrangianConstraint:
-    """Cost critic (an ensemble like SAC's critics) + target, and the multiplier lambda.
+class LagrangianConstraint(Component):
+    """Cost critic (an ensemble like the learner's critics, sized by its ActorCriticConfig) +
+    target, and the multiplier lambda: a ``LearnerComponent``.
 
-    The agent calls ``update_critic`` per critic minibatch, adds ``actor_penalty`` to its
-    actor loss, and calls ``update_multiplier`` once per learner step."""
+    Hooks: ``on_critic_minibatch`` -> ``update_critic``; ``actor_penalty``;
+    ``after_learner_step`` -> ``update_multiplier``. Its learner state-dict entry is
+    "constraint" (``name``)."""
 
-    def __init__(self, cfg: LagrangianConfig, agent_cfg: SACConfig, pixel_dim: int, state_dim: int,
-                 action_dim: int, device="cpu"):
+    name = "constraint"
+
+    def __init__(self, cfg: LagrangianConfig, agent_cfg: ActorCriticConfig, pixel_dim: int,
+                 state_dim: int, action_dim: int, device="cpu"):
         check_constraint_config(cfg, agent_cfg)
         self.cfg = cfg
         self.device = torch.device(device)
         self.tau = agent_cfg.tau
-        critic_cfg = dataclasses.replace(
-            agent_cfg, num_critics=cfg.num_critics,
-            hidden_dims=cfg.hidden_dims if cfg.hidden_dims is not None else agent_cfg.hidden_dims)
-        self.critic = EnsembleCritic(FeatureTrunk(pixel_dim, state_dim, agent_cfg.encoder.feature_dim),
-                                     action_dim, critic_cfg)
+        hidden_dims = cfg.hidden_dims if cfg.hidden_dims is not None else agent_cfg.hidden_dims
+        self.critic = EnsembleCritic(
+            FeatureTrunk(pixel_dim, state_dim, agent_cfg.encoder.feature_dim), action_dim,
+            cfg.num_critics, hidden_dims, agent_cfg.activation, agent_cfg.critic_layer_norm,
+            agent_cfg.weight_init)
         init_weights_(self.critic.trunk, agent_cfg.weight_init)
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
         lr = or_default(cfg.critic_lr, or_default(agent_cfg.critic_lr, agent_cfg.lr))
-        self.optimizer = torch.optim.Adam(self._critic_params, lr=lr, fused=True)
+        self.optimizer = make_adam(self._critic_params, lr)
         # A device tensor, updated in place: the dual step needs no host sync.
         self.multiplier = torch.tensor(float(cfg.init_multiplier), device=self.device)
+
+    # -- LearnerComponent hooks ---------------------------------------------------------------
+
+    def on_critic_minibatch(self, batch, features, next_features, next_action):
+        """The cost critic's step on the learner's minibatch, with the reward target's a'."""
+        return self.update_critic(features, batch.action, getattr(batch, "cost", None),
+                                  batch.discount, next_features, next_action)
+
+    def after_learner_step(self, cost_estimate):
+        """Dual ascent on lambda with the J_c estimate ``actor_penalty`` returned."""
+        return self.update_multiplier(cost_estimate)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"critic": self.critic, "critic_target": self.critic_target}
+
+    def named_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"critic": self.optimizer}
+
+    def target_networks(self) -> dict[str, str]:
+        return {"critic": "critic_target"}
+
+    # -- the steps ----------------------------------------------------------------------------
 
     def reduce(self, q: torch.Tensor) -> torch.Tensor:
         """N x B cost values of the ensemble -> B."""

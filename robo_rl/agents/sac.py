@@ -1,21 +1,27 @@
 """Soft Actor-Critic with a critic ensemble; RLPD is this agent with the ``rlpd_config`` preset.
 
-One learner step (``SACAgent.update``), as in the RLPD algorithm box:
+One learner update (``SACAgent.update``), as in the RLPD algorithm box, with
+C = ``critic_steps_per_update`` (the loop runs ``train.replay_ratio`` updates per env step, so
+critic gradient steps per env step = replay_ratio x C; RLPD's "UTD 20" = 1 x 20):
 
-    sample one batch of utd * B transitions, split it into utd minibatches
-    for each minibatch (s, a, r, d, s'):                       # critic-only updates
+    sample one batch of C * B transitions, split it into C minibatches
+    for each minibatch (s, a, r, d, s'):                       # critic-only steps
         a' ~ pi(.|s'),  K = random subset of M of the N target critics
         y  = r + d * (min_{k in K} Qbar_k(s', a') - [backup_entropy] alpha * log pi(a'|s'))
         critic loss = sum_i mean_B (Q_i(s, a) - y)^2;  Adam step;  Qbar <- (1-tau) Qbar + tau Q
-    on the last minibatch:                                      # one actor + temperature update
+        every component: on_critic_minibatch(minibatch, features, next_features, a')
+    on the last minibatch:                                      # one actor + temperature step
         a~ ~ pi(.|s);  actor loss = mean_B(alpha * log pi(a~|s) - reduce_i Q_i(s, a~))
-        (reduce = mean over the ensemble (RLPD) or min (classic SAC): ``actor_q_reduction``)
+                                    + sum over components of mean_B actor_penalty(s, a~)
+        (reduce = min over the ensemble (classic SAC) or mean (RLPD): ``actor_q_reduction``)
         temperature loss = alpha * (entropy - target_entropy), entropy = -mean log pi(a~|s)
+        every component: after_learner_step(its actor_penalty aux)
 
-With a constraint (``constraint=energy``: robo_rl/agents/constraint.py, Lagrangian SAC), each
-critic minibatch also trains the cost critic on the replay's per-step cost (its target
-reuses the reward target's a'), the actor loss adds
-lambda * Q_c(s, a~), and lambda takes one dual-ascent step per learner step.
+Components (robo_rl/agents/base.py ``LearnerComponent``) are an empty list for plain SAC. With a
+constraint (``constraint=energy``: robo_rl/agents/constraint.py, Lagrangian SAC) each critic
+minibatch also trains the cost critic on the replay's per-step cost (its target reuses the
+reward target's a'), the actor penalty is lambda * Q_c(s, a~), and lambda takes one
+dual-ascent step per learner update.
 
 d is the replay's discount (gamma^n, or 0 after a termination), so gamma and n_step in the
 config are read by the replay, not here. Pixels (DrQ-v2 style): a conv encoder shared by actor
@@ -42,18 +48,20 @@ import dataclasses
 import hashlib
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robo_rl.agents.common import critic_step, or_default
+from robo_rl.agents.base import (ActorCriticConfig, ComponentSpec, LearnerBase, LearnerComponent,
+                                 check_renamed_keys, check_step_argument)
+from robo_rl.agents.common import critic_step, make_adam, or_default
 from robo_rl.config_utils import check_known_keys, dataclass_from_dict
-from robo_rl.nets import (ACTIVATIONS, MLP, EncoderConfig, EnsembleLinear, EnsembleMLP,
+from robo_rl.nets import (ACTIVATIONS, MLP, EncoderConfig, EnsembleCritic, EnsembleLinear,
                           FeatureTrunk, ObservationEncoder, init_weights_, random_shift)
 
 HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
@@ -65,45 +73,37 @@ SEED_BYTES = 8  # bytes of a state hash used as a generator seed (manual_seed ta
 
 
 @dataclass
-class SACConfig:
-    """Every number of SAC/RLPD. Defaults: SAC (Haarnoja et al. 2018) with 2 critics."""
+class SACConfig(ActorCriticConfig):
+    """Every number of SAC/RLPD. Defaults: SAC (Haarnoja et al. 2018) with 2 critics.
+    The shared fields (name, batch_size, gamma, n_step, seed, precision, hidden_dims, activation,
+    weight_init, *_layer_norm, lr, actor_lr, critic_lr, tau, encoder) are documented on
+    LearnerConfig / ActorCriticConfig (robo_rl/agents/base.py)."""
     name: str = "sac"
-    hidden_dims: tuple[int, ...] = (256, 256)   # actor and each critic
-    activation: str = "relu"
-    weight_init: str = "default"                # "default" (nn.Linear) or "orthogonal" (DrQ-v2)
     num_critics: int = 2                        # N: ensemble size
     num_min_critics: int = 2                    # M: target = min over a random subset of M of N
-    critic_layer_norm: bool = False             # RLPD: True
-    actor_layer_norm: bool = False
-    lr: float = 3e-4                            # default for the three optimisers below
-    actor_lr: float | None = None               # None -> lr
-    critic_lr: float | None = None              # None -> lr (also trains the pixel encoder)
-    temperature_lr: float | None = None         # None -> lr
-    batch_size: int = 256                       # B, per critic update
-    gamma: float = 0.99                         # read by the replay (n-step discount)
-    n_step: int = 1                             # read by the replay
-    tau: float = 0.005                          # Polyak rate of the target critics
-    utd: int = 1                                # critic updates per learner step
+    temperature_lr: Optional[float] = None      # None -> lr
+    # Critic minibatches per learner update (one actor + temperature step per update).
+    # Critic gradient steps per env step = train.replay_ratio x critic_steps_per_update;
+    # RLPD's "UTD 20" = replay_ratio 1 x critic_steps_per_update 20.
+    critic_steps_per_update: int = 1
     init_temperature: float = 1.0               # initial alpha
     target_entropy_scale: float = -1.0          # target entropy = scale * |A| (RLPD: -0.5)
     backup_entropy: bool = True                 # subtract alpha log pi in the target (RLPD: False)
-    actor_q_reduction: str = "mean"             # "mean" over the ensemble (RLPD) or "min" (SAC)
+    actor_q_reduction: str = "min"              # "min" over the ensemble (SAC) or "mean" (RLPD)
     log_std_min: float = -5.0                   # actor log-std range (tanh-squashed into it)
     log_std_max: float = 2.0
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # pixels only
     augmentation: str = "shift"                 # pixels only: "shift" (DrQ) or "none"
     augmentation_pad: int = 4                   # random-shift padding in pixels
-    seed: int | None = None                     # agent RNG; None -> drawn from torch's global RNG
-    precision: str = "float32"                  # network matmuls in "float32" or "bfloat16"
-    #   (autocast; losses, log-probs and optimiser state stay float32). bfloat16 is ~1.4x
-    #   faster per update on CPUs with avx512_bf16/AMX (bench/sac_update_speed.py --precision)
+    #   precision "bfloat16" is ~1.4x faster per update on CPUs with avx512_bf16/AMX
+    #   (bench/sac_update_speed.py --precision)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], base: "SACConfig | None" = None) -> "SACConfig":
         """Build from a (Hydra) mapping, on top of ``base`` (defaults: cls()); unknown keys
-        raise a ValueError listing the valid ones."""
+        raise a ValueError listing the valid ones, renamed keys one naming the new key."""
         base = base if base is not None else cls()
         values = dict(values)
+        check_renamed_keys(values, RENAMED_KEYS, "agent")
         check_known_keys(cls, values, "SAC")
         if "encoder" in values and not isinstance(values["encoder"], EncoderConfig):
             values["encoder"] = dataclass_from_dict(EncoderConfig, dict(values["encoder"]),
@@ -113,20 +113,24 @@ class SACConfig:
         return dataclasses.replace(base, **values)
 
 
-# RLPD (Ball et al. 2023; SERL settings). The paper uses utd 20 (GPU). On one CPU core a
-# 10-critic update costs ~5x a 2-critic one, so the preset defaults to 4 to keep CPU runs
-# affordable (bench/sac_update_speed.py --agent rlpd); set utd: 20 on a GPU.
+RENAMED_KEYS = {"utd": "critic_steps_per_update"}  # old key -> new key (an error names it)
+
+# RLPD (Ball et al. 2023; SERL settings). The paper's "UTD 20" (GPU) is replay_ratio 1 x
+# critic_steps_per_update 20. On one CPU core a 10-critic update costs ~5x a 2-critic one, so
+# the preset defaults to 4 critic steps per update to keep CPU runs affordable
+# (bench/sac_update_speed.py --agent rlpd); set critic_steps_per_update: 20 on a GPU.
 # Mix online and offline data 50/50 (MixedSource, secondary_fraction 0.5) in the loop.
-RLPD_GPU_UTD = 20
-RLPD_CPU_UTD = 4
+RLPD_GPU_CRITIC_STEPS = 20
+RLPD_CPU_CRITIC_STEPS = 4
 
 
 def rlpd_config(**overrides: Any) -> SACConfig:
     """The RLPD preset: 10 critics, min over 2, LayerNorm critics, no entropy backup,
-    target entropy -|A|/2, ensemble-mean actor, high UTD. ``overrides`` win."""
+    target entropy -|A|/2, ensemble-mean actor, several critic steps per update.
+    ``overrides`` win."""
     preset = SACConfig(name="rlpd", num_critics=10, num_min_critics=2, critic_layer_norm=True,
-                       utd=RLPD_CPU_UTD, backup_entropy=False, target_entropy_scale=-0.5,
-                       actor_q_reduction="mean")
+                       critic_steps_per_update=RLPD_CPU_CRITIC_STEPS, backup_entropy=False,
+                       target_entropy_scale=-0.5, actor_q_reduction="mean")
     return SACConfig.from_dict(overrides, base=preset)
 
 
@@ -173,20 +177,6 @@ class TanhGaussianActor(nn.Module):
         return mean, log_std
 
 
-class EnsembleCritic(nn.Module):
-    """Q_1..Q_N(s, a) as one EnsembleMLP over [trunk(features), action]; returns N x B."""
-
-    def __init__(self, trunk: FeatureTrunk, action_dim: int, cfg: SACConfig):
-        super().__init__()
-        self.trunk = trunk
-        self.q = EnsembleMLP(cfg.num_critics, trunk.out_dim + action_dim, cfg.hidden_dims, 1,
-                             cfg.activation, cfg.critic_layer_norm, cfg.weight_init)
-
-    def forward(self, features: torch.Tensor, action: torch.Tensor,
-                members: torch.Tensor | None = None) -> torch.Tensor:
-        return self.q(torch.cat([self.trunk(features), action], dim=-1), members).squeeze(-1)
-
-
 # ---------------------------------------------------------------------------------------------
 # Agent
 
@@ -195,8 +185,9 @@ def check_config(cfg: SACConfig) -> None:
     if not 1 <= cfg.num_min_critics <= cfg.num_critics:
         raise ValueError(f"num_min_critics={cfg.num_min_critics} must be in [1, num_critics="
                          f"{cfg.num_critics}]: lower it or raise num_critics")
-    if cfg.utd < 1 or cfg.batch_size < 1:
-        raise ValueError(f"utd ({cfg.utd}) and batch_size ({cfg.batch_size}) must be >= 1")
+    if cfg.critic_steps_per_update < 1 or cfg.batch_size < 1:
+        raise ValueError(f"critic_steps_per_update ({cfg.critic_steps_per_update}) and "
+                         f"batch_size ({cfg.batch_size}) must be >= 1")
     if cfg.actor_q_reduction not in ACTOR_Q_REDUCTIONS:
         raise ValueError(f"actor_q_reduction={cfg.actor_q_reduction!r}: use one of "
                          f"{ACTOR_Q_REDUCTIONS}")
@@ -230,10 +221,14 @@ def _action_dim(action_space) -> int:
     return int(shape[0])
 
 
-class SACAgent:
+class SACAgent(LearnerBase):
+    """SAC/RLPD (a ``Learner``, robo_rl/agents/base.py). ``constraint`` and ``components``:
+    ``ComponentSpec``s (e.g. a ``LagrangianConfig``) whose components join the update through
+    the ``LearnerComponent`` hooks; ``constraint`` is kept as ``self.constraint``."""
+
     def __init__(self, cfg: SACConfig, observation_space, action_space, device="cpu",
-                 constraint=None):
-        """``constraint``: a ``LagrangianConfig`` (robo_rl.agents.constraint) or None."""
+                 constraint: ComponentSpec | None = None,
+                 components: Sequence[ComponentSpec] = ()):
         check_config(cfg)
         self.cfg = cfg
         self.device = torch.device(device)
@@ -246,7 +241,8 @@ class SACAgent:
         self.actor = TanhGaussianActor(FeatureTrunk(pixel_dim, state_dim, feature_dim),
                                        self.action_dim, cfg)
         self.critic = EnsembleCritic(FeatureTrunk(pixel_dim, state_dim, feature_dim),
-                                     self.action_dim, cfg)
+                                     self.action_dim, cfg.num_critics, cfg.hidden_dims,
+                                     cfg.activation, cfg.critic_layer_norm, cfg.weight_init)
         init_weights_(self.actor, cfg.weight_init)
         init_weights_(self.critic.trunk, cfg.weight_init)
         for module in (self.encoder, self.actor, self.critic):
@@ -259,27 +255,32 @@ class SACAgent:
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
-        critic_and_encoder = self._critic_params + list(self.encoder.parameters())
-        # fused=True: one kernel per optimiser step for all tensors (CPU and CUDA), ~5% of a
-        # 256x256 SAC update saved against foreach on CPU; the state dict is the same as foreach's.
-        self.actor_optimizer = torch.optim.Adam(self._actor_params, lr=or_default(cfg.actor_lr, cfg.lr),
-                                                fused=True)
-        self.critic_optimizer = torch.optim.Adam(critic_and_encoder,
-                                                 lr=or_default(cfg.critic_lr, cfg.lr), fused=True)
-        self.temperature_optimizer = torch.optim.Adam(
-            [self.log_alpha], lr=or_default(cfg.temperature_lr, cfg.lr), fused=True)
+        self.actor_optimizer = make_adam(self._actor_params, or_default(cfg.actor_lr, cfg.lr))
+        # The critic loss also trains the pixel encoder.
+        self.critic_optimizer = make_adam(self._critic_params + list(self.encoder.parameters()),
+                                          or_default(cfg.critic_lr, cfg.lr))
+        self.temperature_optimizer = make_adam([self.log_alpha],
+                                               or_default(cfg.temperature_lr, cfg.lr))
 
         # One generator drives every random choice of the agent (exploration noise, policy
-        # samples in the losses, critic subsets, augmentation), so a checkpoint restores it all.
+        # samples in the losses, critic subsets, augmentation, re-initialisations), so a
+        # checkpoint restores it all.
         seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**62, ()).item())
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.num_updates = 0
 
-        self.constraint = None
-        if constraint is not None:
-            from robo_rl.agents.constraint import LagrangianConstraint  # it builds on this module
-            self.constraint = LagrangianConstraint(constraint, cfg, pixel_dim, state_dim,
-                                                   self.action_dim, self.device)
+        specs = ([constraint] if constraint is not None else []) + list(components)
+        self.components: list[LearnerComponent] = [
+            spec.build(cfg, pixel_dim, state_dim, self.action_dim, self.device) for spec in specs]
+        self.constraint = self.components[0] if constraint is not None else None
+        names = [component.name for component in self.components]
+        clashes = sorted({name for name in names if names.count(name) > 1 or name in self._OWN_STATE})
+        if clashes:
+            raise ValueError(f"component names {clashes} clash (they key the state dict)")
+
+    _OWN_STATE = ("encoder", "actor", "critic", "critic_target", "log_alpha", "actor_optimizer",
+                  "critic_optimizer", "temperature_optimizer", "generator", "generator_device",
+                  "num_updates")
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -307,9 +308,11 @@ class SACAgent:
         return (tensor if batched else tensor.unsqueeze(0)), batched
 
     @torch.inference_mode()  # cheaper than no_grad: no version counters on the tensors made
-    def act(self, obs, eval_mode: bool = False) -> np.ndarray:
+    def act(self, obs, step: int | None = None, eval_mode: bool = False) -> np.ndarray:
         """Action in [-1, 1] (float32) for one observation or a batch of them.
-        eval_mode: the deterministic tanh(mean); otherwise a sample from the policy."""
+        eval_mode: the deterministic tanh(mean); otherwise a sample from the policy.
+        ``step`` is unused (SAC explores by its own entropy, no schedule)."""
+        check_step_argument(step)
         obs_tensor, batched = self._obs_to_tensor(obs)
         mean, log_std = self.actor(self.encoder(obs_tensor))
         if eval_mode:
@@ -391,11 +394,11 @@ class SACAgent:
                                   self._critic_params, self.cfg.tau)
         metrics = {"critic_loss": critic_loss, "q_mean": q.detach().mean(),
                    "target_q_mean": target.mean()}
-        if self.constraint is not None:  # same minibatch, same a' as the reward target
-            metrics.update(self.constraint.update_critic(
-                features.detach(), batch.action, batch.cost, batch.discount, next_features,
-                next_action))
-        return features.detach(), metrics
+        features = features.detach()
+        for component in self.components:  # same minibatch, same a' as the reward target
+            metrics.update(component.on_critic_minibatch(batch, features, next_features,
+                                                         next_action))
+        return features, metrics
 
     def temperature_loss(self, entropy: torch.Tensor) -> torch.Tensor:
         """alpha * (entropy - target_entropy): its gradient in log_alpha is alpha * (entropy -
@@ -409,9 +412,12 @@ class SACAgent:
         q = self.q_values(self.critic, features, action)               # N x B
         q_policy = q.mean(dim=0) if self.cfg.actor_q_reduction == "mean" else q.min(dim=0).values
         actor_loss = (self.alpha.detach() * log_prob - q_policy).mean()
-        if self.constraint is not None:  # Lagrangian: + lambda * Q_c(s, a~)
-            cost_penalty, cost_q = self.constraint.actor_penalty(features, action)
-            actor_loss = actor_loss + cost_penalty.mean()
+        aux = []
+        for component in self.components:  # e.g. Lagrangian: + lambda * Q_c(s, a~)
+            penalty, component_aux = component.actor_penalty(features, action)
+            if penalty is not None:
+                actor_loss = actor_loss + penalty.mean()
+            aux.append(component_aux)
         entropy = -log_prob.detach().mean()
         temperature_loss = self.temperature_loss(entropy)
 
@@ -427,16 +433,16 @@ class SACAgent:
         metrics = {"actor_loss": actor_loss.detach(), "entropy": entropy,
                    "temperature_loss": temperature_loss.detach(), "temperature": self.alpha.detach(),
                    "log_std_mean": log_std.detach().mean()}
-        if self.constraint is not None:  # dual ascent on lambda, once per learner step
-            metrics.update(self.constraint.update_multiplier(cost_q))
+        for component, component_aux in zip(self.components, aux):  # e.g. dual ascent on lambda
+            metrics.update(component.after_learner_step(component_aux))
         return metrics
 
     def update(self, batch_source, step: int | None = None) -> dict[str, float]:
-        """One learner step: utd critic updates, then one actor and temperature update.
-        ``step`` (env/learner step from the loop) is unused by SAC; other learners schedule on it."""
-        utd, batch_size = self.cfg.utd, self.cfg.batch_size
-        minibatches = split_minibatches(batch_source.sample(utd * batch_size), utd, batch_size,
-                                        self.device)
+        """One learner update: critic_steps_per_update critic steps, then one actor and
+        temperature step. ``step`` (from the loop) is unused by SAC; other learners schedule on it."""
+        critic_steps, batch_size = self.cfg.critic_steps_per_update, self.cfg.batch_size
+        minibatches = split_minibatches(batch_source.sample(critic_steps * batch_size),
+                                        critic_steps, batch_size, self.device)
         critic_sums: dict[str, torch.Tensor] = {}
         for minibatch in minibatches:
             features, critic_metrics = self.update_critic(minibatch)
@@ -445,7 +451,7 @@ class SACAgent:
         actor_metrics = self.update_actor_and_temperature(features)
         self.num_updates += 1
         names = list(critic_sums) + list(actor_metrics)
-        values = [v / utd for v in critic_sums.values()] + list(actor_metrics.values())
+        values = [v / critic_steps for v in critic_sums.values()] + list(actor_metrics.values())
         return dict(zip(names, torch.stack(values).tolist()))  # one device->host copy
 
     # -- checkpoints and probes ---------------------------------------------------------------
@@ -463,7 +469,7 @@ class SACAgent:
             "generator": self.generator.get_state(),
             "generator_device": self.device.type,  # a generator's state only fits its device type
             "num_updates": self.num_updates,
-            **({"constraint": self.constraint.state_dict()} if self.constraint is not None else {}),
+            **{component.name: component.state_dict() for component in self.components},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -482,8 +488,8 @@ class SACAgent:
         self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
         self._restore_generator(state["generator"].cpu(), state.get("generator_device", self.device.type))
         self.num_updates = int(state["num_updates"])
-        if self.constraint is not None:
-            self.constraint.load_state_dict(state["constraint"])
+        for component in self.components:
+            component.load_state_dict(state[component.name])
 
     def _restore_generator(self, saved_state: torch.Tensor, saved_device_type: str) -> None:
         """Set the agent RNG to a saved state. A state from another device type (CUDA and CPU
@@ -499,6 +505,31 @@ class SACAgent:
                       f"and this agent runs on {self.device.type!r}: reseeded it from the saved "
                       f"state, so stochastic actions and updates will differ from the original "
                       f"device (deterministic actions are unchanged)", stacklevel=3)
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Named networks (LearnerBase: reinitialize_ / shrink_perturb_ act on these names)."""
+        networks = {"encoder": self.encoder, "actor": self.actor, "critic": self.critic,
+                    "critic_target": self.critic_target}
+        for component in self.components:
+            networks.update({f"{component.name}.{name}": module
+                             for name, module in component.networks().items()})
+        return networks
+
+    def named_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """"critic" also steps the encoder; "temperature" holds log_alpha."""
+        optimizers = {"actor": self.actor_optimizer, "critic": self.critic_optimizer,
+                      "temperature": self.temperature_optimizer}
+        for component in self.components:
+            optimizers.update({f"{component.name}.{name}": optimizer
+                               for name, optimizer in component.named_optimizers().items()})
+        return optimizers
+
+    def target_networks(self) -> dict[str, str]:
+        targets = {"critic": "critic_target"}
+        for component in self.components:
+            targets.update({f"{component.name}.{online}": f"{component.name}.{target}"
+                            for online, target in component.target_networks().items()})
+        return targets
 
     def probes(self) -> dict[str, nn.Module]:
         """Named modules for plasticity hooks: every Linear/EnsembleLinear (hook its output =
