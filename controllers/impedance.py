@@ -116,6 +116,11 @@ class ImpedanceParams:
     filter_alpha_dt: float = 0.001               # s, the tick length alpha is specified at
     max_torque_rate: float | tuple[float, ...] = 1000.0   # Nm/s per joint (= 1 Nm per 1 ms tick)
     torque_limit: float | tuple[float, ...] = FRANKA_TORQUE_LIMIT   # Nm per joint
+    # With an energy tank: when even the least-power torque of the rate box would deliver
+    # energy the tank does not hold (a lagging torque along a velocity an impact reversed),
+    # scale it toward zero torque, leaving the rate box (never the torque limits). False keeps
+    # the rate limit and leaves the shortfall unpaid (counted in EnergyTank.total_overdraft).
+    passivity_over_rate_limit: bool = True
     control_dt: float = 0.001                    # s, tick length used when step() gets no dt
     max_target_distance: float = 1.0             # m; farther targets are rejected (unit bugs)
     quat_norm_tolerance: float = 0.1             # | |q| - 1 | above this rejects a target quat
@@ -211,6 +216,7 @@ class CartesianImpedanceController:
         self._d_ns = 2.0 * math.sqrt(self._k_ns)
         self._damping_eye = (params.pinv_damping ** 2) * np.eye(6)
         self._dt_cache = (None, 0.0, None)   # (dt, filter gain, per-joint torque step)
+        self._holding = False
         self._initialised = False
 
     # ------------------------------------------------------------------ state
@@ -225,6 +231,10 @@ class CartesianImpedanceController:
         self._target_stiffness = list(self._k_nominal)
         self._integral = [0.0] * 6
         self._tau_list = [0.0] * self.n_joints   # last commanded torque
+        self._v_start = None     # V(x_{k-1}; r_{k-1}) of the last tick (None: nothing to book)
+        self._qd_prev = None
+        self._last_dt = 0.0
+        self._holding = False
         posture = (nullspace_posture if nullspace_posture is not None
                    else self.params.nullspace_posture if self.params.nullspace_posture is not None
                    else state.q)
@@ -260,6 +270,43 @@ class CartesianImpedanceController:
         """Last commanded torque."""
         return np.array(self._tau_list)
 
+    @property
+    def holding(self) -> bool:
+        """True after hold_at() until reset() or release_hold()."""
+        return self._holding
+
+    def hold_at(self, state: ArmState) -> float:
+        """Safety hold: the reference (and target) jump to the measured pose of ``state`` and
+        latch there; later targets and stiffness commands are ignored until reset() or
+        release_hold(). The spring force drops to zero at once (no filter, no clip in the
+        way); the damper and the nullspace term keep acting. Call it with the state of the tick
+        about to be stepped (before step()). Passive: the storage goes from V(x; r) to 0, so
+        the jump only removes energy; returns that change (-V <= 0, J). The realized-excess
+        bookkeeping of the tick in progress is shifted by the same amount, so the next step
+        still books that tick's work against the reference it ran with."""
+        if not self._initialised:
+            self.reset(state)
+        pos = [float(v) for v in state.ee_pos]
+        quat = tuple(float(v) for v in state.ee_quat)
+        if not math.isfinite(sum(pos) + sum(quat)):   # cannot hold a NaN pose: hold the reference
+            pos, quat = list(self._ref_pos), self._ref_quat
+        else:
+            quat = _unit_or_identity(quat)
+        released = huber_storage(self._pose_error(pos, quat, self._ref_pos, self._ref_quat),
+                                 self._stiffness, self._clip)
+        self._ref_pos, self._ref_quat = list(pos), quat
+        self._target_pos, self._target_quat = list(pos), quat
+        self._target_stiffness = list(self._stiffness)
+        self._integral = [0.0] * 6
+        if self._v_start is not None:
+            self._v_start -= released
+        self._holding = True
+        return -released
+
+    def release_hold(self) -> None:
+        """Accept targets again (the reference stays at the hold pose and filters from there)."""
+        self._holding = False
+
     def storage(self, ee_pos: Sequence[float], ee_quat: Sequence[float]) -> float:
         """Spring storage V(x; r) at the given pose for the current reference r."""
         return huber_storage(self._pose_error(ee_pos, ee_quat, self._ref_pos, self._ref_quat),
@@ -267,7 +314,7 @@ class CartesianImpedanceController:
 
     # ------------------------------------------------------------------ tick
     def step(self, state: ArmState, target_pos, target_quat, stiffness=None,
-             dt: float | None = None, energy_limit: float | None = None):
+             dt: float | None = None, energy_limit: float | None = None, tank=None):
         """One control tick -> (tau (n,), info).
 
         target_pos (3,), target_quat (w,x,y,z): commanded pose (filtered before use).
@@ -275,10 +322,19 @@ class CartesianImpedanceController:
             [stiffness_min, stiffness_max] (damping follows: D = 2 zeta sqrt(K)).
         dt: tick length in s (default params.control_dt).
         energy_limit: at most this much energy (J) may be injected by this tick's reference /
-            stiffness update (the passivity filter passes the tank's available energy).
+            stiffness update (ignored when ``tank`` is given).
+        tank: an EnergyTank (the PassivityFilter passes its own). The tick then books into it,
+            in this order: the realized excess of the previous tick, the reference jump of this
+            one (scaled to what the tank holds), and it chooses the applied torque inside the
+            rate/limit box so that the predicted excess of this tick fits what is left (module
+            docstring, "Applied torque").
         info: force (commanded wrench, 6), clipped_error (6), power_nonpassive (W, applied),
             energy_nonpassive (J, applied), power_nonpassive_requested (W, before scaling),
-            power_dissipated (W, xdot^T D xdot), passivity_scale (gamma in [0,1]),
+            power_dissipated (W, xdot^T D xdot, predicted), passivity_scale (gamma in [0,1]),
+            energy_excess (J, realized excess of the previous tick: applied-torque work plus
+            spring storage change, > 0 = energy the controller delivered beyond its spring),
+            torque_scale (1, or < 1 where the tank made the torque move toward the
+            least-power corner of its box), holding (a hold_at latch is on),
             rejected (None or the reason the command or state was ignored).
         """
         if not self._initialised:
@@ -295,21 +351,49 @@ class CartesianImpedanceController:
         if not math.isfinite(sum(ee_pos) + sum(ee_quat) + sum(xdot)):
             return self._hold_torque("state not finite (ee_pos, ee_quat, or ee velocity / "
                                      "jacobian @ qd has NaN/inf)")
-        rejected = self._accept_command(target_pos, target_quat, stiffness, ee_pos)
+        rejected = (self._accept_command(target_pos, target_quat, stiffness, ee_pos)
+                    if not self._holding else None)
+
+        # --- realized excess of the previous tick (module docstring, "Applied torque"):
+        # work of the torque applied over it, tau_{k-1} . qd_k dt_{k-1}, plus the change of
+        # the spring storage over the motion, V(x_k; r_{k-1}) - V(x_{k-1}; r_{k-1}).
+        clip = self._clip
+        ref_pos, ref_quat, ref_k = self._ref_pos, self._ref_quat, self._stiffness
+        storage_prev = huber_storage(self._pose_error(ee_pos, ee_quat, ref_pos, ref_quat),
+                                     ref_k, clip)
+        qd = state.qd.tolist()
+        excess = released = 0.0
+        if self._v_start is not None:
+            work = 0.0
+            for t, v in zip(self._tau_list, qd):
+                work += t * v
+            excess = work * self._last_dt + storage_prev - self._v_start
+            if not math.isfinite(excess):
+                excess = 0.0
+        if tank is not None:
+            if excess > tank.available_energy and storage_prev > 0.0:
+                # the last tick delivered more than predicted (an impact within the tick, or
+                # the O(dt^2) zero-order-hold terms) and the tank cannot pay it all: release
+                # the spring (reference := measured pose) and pay with its storage first
+                released = storage_prev
+                tank.exchange(-released, 0.0)
+                ref_pos, ref_quat = list(ee_pos), _unit_or_identity(ee_quat)
+                storage_prev = 0.0
+            if excess > 0.0:
+                tank.exchange(excess, 0.0)
+            elif excess < 0.0:
+                tank.exchange(0.0, -excess)
+            energy_limit = tank.available_energy
 
         # --- filtered reference candidate: r_k = r_{k-1} + a (target - r_{k-1})
         if dt != self._dt_cache[0]:
             self._dt_cache = (dt, self.params.filter_gain(dt), (self._torque_rate * dt).tolist())
         _, a, torque_step = self._dt_cache
-        ref_pos, ref_quat, ref_k = self._ref_pos, self._ref_quat, self._stiffness
         cand_pos = [r + a * (t - r) for r, t in zip(ref_pos, self._target_pos)]
         cand_quat = quat_slerp(ref_quat, self._target_quat, a)
         cand_k = [k + a * (t - k) for k, t in zip(ref_k, self._target_stiffness)]
 
         # --- non-passive energy of the update at the current pose (module docstring)
-        clip = self._clip
-        storage_prev = huber_storage(self._pose_error(ee_pos, ee_quat, ref_pos, ref_quat),
-                                     ref_k, clip)
         error = self._pose_error(ee_pos, ee_quat, cand_pos, cand_quat)
         energy_requested = huber_storage(error, cand_k, clip) - storage_prev
         energy, gamma = energy_requested, 1.0
@@ -334,15 +418,22 @@ class CartesianImpedanceController:
                 error = self._pose_error(ee_pos, ee_quat, ref_pos, ref_quat)
                 energy = 0.0
 
+        torque_budget = None
+        if tank is not None:
+            tank.exchange(energy, 0.0)     # a negative jump is handed back into the tank
+            torque_budget = tank.available_energy
+
         # --- Cartesian wrench F = -K e_c - D xdot - K_i e_int
         two_zeta, sqrt = self._two_zeta, math.sqrt
-        clipped, wrench, power_dissipated = [], [], 0.0
+        clipped, wrench, power_dissipated, spring_power, curvature = [], [], 0.0, 0.0, 0.0
         for e, c, k, v in zip(error, clip, cand_k, xdot):
             e = c if e > c else -c if e < -c else e
             d = two_zeta * sqrt(k)                     # critically damped for zeta = 1
             clipped.append(e)
             wrench.append(-k * e - d * v)
             power_dissipated += d * v * v
+            spring_power += k * e * v                  # dV/dt = grad V . xdot
+            curvature += k * v * v
         integral = self._integral
         if self.integral_enabled:
             integral = [min(max(i + e * dt, -lim), lim)
@@ -383,16 +474,97 @@ class CartesianImpedanceController:
             t = p - s if t < p - s else p + s if t > p + s else t
             torque.append(-lim if t < -lim else lim if t > lim else t)
 
+        # --- applied-torque passivity: predicted excess of this tick
+        #     X_pred = (tau . qd + grad V . xdot) dt  must fit what the tank holds
+        torque_scale, rate_overridden = 1.0, False
+        if torque_budget is not None:
+            # velocity over the coming tick, extrapolated from the last two (the work of the
+            # held torque is tau . qd_{k+1} dt); spring term grad V . xdot + (1/2) xdot^T K xdot
+            # dt, the Huber storage's curvature bound for the zero-order hold
+            prev = self._qd_prev
+            if prev is not None and len(prev) == len(qd):
+                ratio = dt / self._last_dt
+                velocity = [v + ratio * (v - p) for v, p in zip(qd, prev)]
+            else:
+                velocity = qd
+            spring_power += 0.5 * dt * curvature
+            power = spring_power
+            for t, v in zip(torque, velocity):
+                power += t * v
+            predicted = power * dt
+            if predicted > torque_budget:
+                boxed = torque
+                torque, torque_scale, short = self._least_power_torque(
+                    boxed, velocity, torque_step, spring_power, dt, predicted, torque_budget)
+                if short:
+                    # even the least-power torque of the box delivers more than the tank
+                    # holds (saturation or a lagging rate limit while the spring stores):
+                    # release the spring, i.e. the reference jumps to the measured pose. The
+                    # storage V(x_k; r_k) goes back into the tank and grad V = 0 this tick.
+                    dropped = storage_prev + energy
+                    tank.exchange(-dropped, 0.0)
+                    energy -= dropped
+                    cand_pos = list(ee_pos)
+                    cand_quat = _unit_or_identity(ee_quat)
+                    power = 0.0
+                    for t, v in zip(boxed, velocity):
+                        power += t * v
+                    limit = tank.available_energy
+                    torque, torque_scale, short = self._least_power_torque(
+                        boxed, velocity, torque_step, 0.0, dt, power * dt, limit)
+                    if short and self.params.passivity_over_rate_limit:
+                        # still short: the torque lags along the motion faster than the rate
+                        # limit lets it turn (an impact reversed the velocity). Scale the
+                        # least-power corner toward zero torque (inside the torque limits,
+                        # outside the rate box) until it fits: tau . qd shrinks linearly.
+                        power = 0.0
+                        for t, v in zip(torque, velocity):
+                            power += t * v
+                        keep = limit / (power * dt)
+                        torque = [t * keep for t in torque]
+                        rate_overridden = True
+
         # --- commit
         self._ref_pos, self._ref_quat, self._stiffness = cand_pos, cand_quat, cand_k
         self._integral = integral
         self._tau_list = torque
+        self._qd_prev = qd
+        self._v_start = storage_prev + energy           # V(x_k; r_k)
+        self._last_dt = dt
+        energy -= released                              # reported jump of this tick, in all
         info = {"force": force, "clipped_error": np.array(clipped),
                 "power_nonpassive": energy / dt, "energy_nonpassive": energy,
                 "power_nonpassive_requested": energy_requested / dt,
                 "power_dissipated": power_dissipated, "passivity_scale": gamma,
-                "rejected": rejected}
+                "energy_excess": excess, "torque_scale": torque_scale,
+                "rate_limit_overridden": rate_overridden,
+                "holding": self._holding, "rejected": rejected}
         return np.array(torque), info
+
+    def _least_power_torque(self, torque, qd, torque_step, spring_power, dt, predicted, limit):
+        """Move the torque along the segment toward the corner of its rate/limit box with the
+        least power tau . qd until the predicted excess fits ``limit``; the segment stays in the
+        (convex) box, so rate and torque limits keep holding.
+        -> (torque, fraction of the move not taken, whether even the corner does not fit)."""
+        corner = []
+        corner_power = spring_power
+        for p, s, lim, v in zip(self._tau_list, torque_step, self._torque_limit_list, qd):
+            lo, hi = p - s, p + s
+            lo = -lim if lo < -lim else lo
+            hi = lim if hi > lim else hi
+            c = lo if v > 0.0 else hi if v < 0.0 else p
+            c = -lim if c < -lim else lim if c > lim else c
+            corner.append(c)
+            corner_power += c * v
+        corner_predicted = corner_power * dt
+        if not predicted > limit:
+            return torque, 1.0, False
+        if not corner_predicted < predicted:
+            return torque, 1.0, True
+        lam = (predicted - limit) / (predicted - corner_predicted)
+        if lam >= 1.0:
+            return corner, 0.0, corner_predicted > limit
+        return [t + lam * (c - t) for t, c in zip(torque, corner)], 1.0 - lam, False
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -444,7 +616,12 @@ class CartesianImpedanceController:
         zero6 = np.zeros(6)
         info = {"force": zero6, "clipped_error": zero6.copy(), "power_nonpassive": 0.0,
                 "energy_nonpassive": 0.0, "power_nonpassive_requested": 0.0,
-                "power_dissipated": 0.0, "passivity_scale": 0.0, "rejected": reason}
+                "power_dissipated": 0.0, "passivity_scale": 0.0, "energy_excess": 0.0,
+                "torque_scale": 1.0, "rate_limit_overridden": False, "holding": self._holding,
+                "rejected": reason}
+        # the pose is unusable, so the work of the tick that ends here and of the one that
+        # starts cannot be booked (documented gap; a NaN state is a fault, not control)
+        self._v_start = self._qd_prev = None
         return np.array(self._tau_list), info
 
 

@@ -179,9 +179,22 @@ class PassivityFilter:
              dt: float | None = None):
         if dt is None:
             dt = self.controller.params.control_dt
+        tank = self.tank
+        drawn = tank.total_drawn
         tau, info = self.controller.step(state, target_pos, target_quat, stiffness, dt,
-                                         energy_limit=self.tank.available_energy)
-        self.tank.exchange(info["energy_nonpassive"], info["power_dissipated"] * dt)
-        info["tank_energy"] = self.tank.energy
-        info["energy_cost"] = self.tank.energy_cost
+                                         tank=tank)
+        info["tank_energy"] = tank.energy
+        info["energy_cost"] = tank.energy_cost = tank.total_drawn - drawn
         return tau, info
+
+    @property
+    def holding(self) -> bool:
+        return self.controller.holding
+
+    def hold_at(self, state: ArmState) -> float:
+        """Safety hold (CartesianImpedanceController.hold_at); the spring storage it releases
+        (-V <= 0) is handed back into the tank (returned, never drawn; what does not fit under
+        T_max is discarded). -> the storage change (J)."""
+        released = self.controller.hold_at(state)
+        self.tank.exchange(released, 0.0)
+        return released
