@@ -30,11 +30,18 @@ def make_task(name: str, obs_type: str = "state", seed: int | None = 0, image_si
     return cls(config, obs_type=obs_type, seed=seed)
 
 
+def task_config_class(name: str) -> type[ArmTaskConfig]:
+    """The Config dataclass of task `name` (its fields are make_task's keyword arguments)."""
+    if name not in _TASK_CLASSES:
+        raise ValueError(f"unknown arm task {name!r}; valid tasks: {', '.join(TASKS)}")
+    return _TASK_CLASSES[name].Config
+
+
 def scripted_policy(env) -> np.ndarray:
     """Action of the task's scripted (privileged-state) policy for env's current state."""
     return env.unwrapped.scripted_action()
 
 
-__all__ = ["TASKS", "make_task", "scripted_policy", "ArmTask", "ArmTaskConfig", "Reach",
+__all__ = ["TASKS", "make_task", "task_config_class", "scripted_policy", "ArmTask", "ArmTaskConfig", "Reach",
            "ReachConfig", "Push", "PushConfig", "PegInsert", "PegInsertConfig", "ContactMaze",
            "ContactMazeConfig"]

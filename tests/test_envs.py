@@ -392,3 +392,176 @@ def test_every_env_family_passes_gymnasium_check_env(name, obs_type):
     assert unexpected == []
     assert env.metadata["render_fps"] == pytest.approx(env.video_fps)
     env.close()
+
+
+# --------------------------------------------------------------------------- EnvConfig.options
+ARM_YAMLS = ["reach", "push", "peg_insert", "contact_maze"]
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def load_task_yaml(task, overrides=()):
+    """configs/task/<task>.yaml as Hydra builds it: the yaml merged into the EnvConfig schema,
+    then command-line style overrides (`options.energy_tank=true`)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.merge(OmegaConf.structured(EnvConfig),
+                          OmegaConf.load(REPO / "configs" / "task" / f"{task}.yaml"),
+                          OmegaConf.from_dotlist(list(overrides)))
+    return OmegaConf.to_object(cfg)
+
+
+def gen_task_configs():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_task_configs",
+                                                  REPO / "scripts" / "gen_task_configs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_env_config_is_an_omegaconf_structured_schema():
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue, ValidationError
+
+    schema = OmegaConf.structured(EnvConfig)  # name missing: still a valid schema
+    assert OmegaConf.is_missing(schema, "name")
+    with pytest.raises(MissingMandatoryValue):
+        OmegaConf.to_object(schema)
+    with pytest.raises(ValueError, match="name is required"):
+        EnvConfig()
+    with pytest.raises(ValidationError):
+        OmegaConf.merge(schema, {"max_episode_steps": "abc"})
+    cfg = OmegaConf.merge(schema, {"name": "arm/reach", "camera": "wrist", "max_episode_steps": 7,
+                                   "options": {"stiffness_range": [400, 900],
+                                               "impedance": {"damping_ratio": 0.9}}})
+    env_cfg = OmegaConf.to_object(cfg)  # runs __post_init__ on OmegaConf's output
+    assert isinstance(env_cfg, EnvConfig) and env_cfg.camera == "wrist"
+    assert env_cfg.options == {"stiffness_range": [400, 900], "impedance": {"damping_ratio": 0.9}}
+    assert type(env_cfg.options) is dict and type(env_cfg.options["impedance"]) is dict
+    # and back: a structured config of the instance round-trips to an equal EnvConfig
+    assert OmegaConf.to_object(OmegaConf.structured(env_cfg)) == env_cfg
+    assert EnvConfig(name=DMC).options == {}
+    with pytest.raises(ValueError, match="options"):
+        EnvConfig(name=DMC, options=[1, 2])
+
+
+@pytest.mark.parametrize("task", ARM_YAMLS)
+def test_arm_yaml_lists_every_task_option_with_its_default(task):
+    import dataclasses
+
+    from robo_rl.envs import arm
+    from robo_rl.tasks import task_config_class
+
+    gen = gen_task_configs()
+    cfg = load_task_yaml(f"arm/{task}")
+    fields = {f.name for f in dataclasses.fields(task_config_class(task))}
+    assert set(cfg.options) == fields - set(arm.ENV_CONFIG_FIELDS)
+    expected = {**arm.default_options(task), **gen.ARM_OPTION_OVERRIDES.get(task, {})}
+    assert cfg.options == expected
+    # the values build exactly the default Config (YAML lists -> tuples, nested params)
+    built = task_config_class(task)(**arm.task_options(task, cfg.options))
+    assert built == dataclasses.replace(task_config_class(task)(),
+                                        **arm.task_options(task, gen.ARM_OPTION_OVERRIDES.get(task, {})))
+    # the file is what the generator writes (hand-tuned values live in the generator)
+    assert (REPO / "configs" / "task" / "arm" / f"{task}.yaml").read_text() == gen.arm_yaml(task)
+
+
+def test_reach_yaml_keeps_its_hand_tuned_time_limit():
+    assert load_task_yaml("arm/reach").max_episode_steps == 50
+
+
+def test_arm_options_from_the_yaml_change_the_task():
+    from robo_rl.controllers import PassivityFilter
+
+    plain = make_env(load_task_yaml("arm/contact_maze"))
+    assert plain.backend.task.tank is None
+    assert not isinstance(plain.backend.task.controller, PassivityFilter)
+    tanked = make_env(load_task_yaml("arm/contact_maze", ["options.energy_tank=true",
+                                                          "options.tank.initial_energy=0.5"]))
+    assert isinstance(tanked.backend.task.controller, PassivityFilter)
+    assert tanked.backend.task.tank is not None
+    assert tanked.backend.task.tank.params.initial_energy == 0.5
+    variable = make_env(load_task_yaml("arm/contact_maze", [
+        "options.variable_impedance=true", "options.stiffness_range=[400,1500]",
+        "options.reward_type=sparse", "options.episode_steps=20",
+        "options.impedance.translational_stiffness=1000"]))
+    assert variable.action_space.shape[0] == plain.action_space.shape[0] + 1
+    task_cfg = variable.backend.task.config
+    assert task_cfg.stiffness_range == (400.0, 1500.0) and task_cfg.reward_type == "sparse"
+    assert task_cfg.episode_steps == 20 and task_cfg.impedance.translational_stiffness == 1000.0
+    variable.reset(seed=0)
+    steps = 0
+    while True:
+        *_, terminated, truncated, _ = variable.step(np.zeros(variable.action_space.shape))
+        steps += 1
+        if terminated or truncated:
+            break
+    assert steps == 20  # episode_steps reached the task
+    # a mapping (the loop's to_container path) gives the same task
+    same = make_env({"name": "arm/contact_maze", "options": {"energy_tank": True}})
+    assert same.backend.task.tank is not None
+    for env in (plain, tanked, variable, same):
+        env.close()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"energy_tank": "yes"}, r"task\.options\.energy_tank='yes' must be a bool"),
+    ({"episode_steps": 2.5}, r"task\.options\.episode_steps=2\.5 must be an integer"),
+    ({"energy_tnk": True}, r"unknown task\.options key\(s\) \['energy_tnk'\].*'energy_tank'"),
+    ({"camera": "wrist"}, r"camera: set task\.camera"),
+    ({"stiffness_range": [1, 2, 3]}, r"task\.options\.stiffness_range=\[1, 2, 3\] must be a list of 2"),
+    ({"impedance": {"translational_stifness": 1.0}},
+     r"unknown task\.options\.impedance key\(s\).*'translational_stiffness'"),
+    ({"impedance": {"translational_stiffness": "stiff"}},
+     r"task\.options\.impedance\.translational_stiffness='stiff' must be a number"),
+    ({"tank": {"min_energy": 5.0}}, r"task\.options\.tank: EnergyTankParams need"),
+    ({"safety": {"max_force": -1.0}}, r"task\.options\.safety: SafetyParams\.max_force"),
+    ({"reward_type": "shaped"}, r"arm/reach task\.options: reward_type='shaped'"),
+])
+def test_bad_arm_options_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        make(f"arm/reach", options=options)
+
+
+def test_arm_safety_option_builds_the_limits_the_task_uses():
+    env = make("arm/reach", options={"safety": {"max_force": 30.0,
+                                                "workspace_low": [0.3, -0.2, 0.05]}})
+    params = env.backend.task.safety.params
+    assert params.max_force == 30.0 and params.workspace_low == (0.3, -0.2, 0.05)
+    env.close()
+
+
+def test_dmc_options_are_forwarded_to_suite_load():
+    env = make("dmc/cartpole_three_poles",
+               options={"task_kwargs": {"num_poles": 2},
+                        "environment_kwargs": {"control_timestep": 0.02}})
+    default = make("dmc/cartpole_three_poles")
+    assert env.observation_space.shape[0] < default.observation_space.shape[0]  # fewer poles
+    assert env.backend.control_timestep == pytest.approx(0.02)
+    assert env.max_episode_steps == default.max_episode_steps // 2  # same 10 s time limit
+    env.close()
+    default.close()
+    with pytest.raises(ValueError, match=r"task_kwargs.*\['time_limit'\].*max_episode_steps"):
+        make(DMC, options={"task_kwargs": {"time_limit": 5}})
+    with pytest.raises(ValueError, match=r"unknown task\.options key\(s\) \['num_poles'\]"):
+        make(DMC, options={"num_poles": 2})
+    with pytest.raises(ValueError, match=r"environment_kwargs key\(s\) \['legacy_step'\]"):
+        make(DMC, options={"environment_kwargs": {"legacy_step": True}})
+    with pytest.raises(ValueError, match=r"fully_observable=1 must be a bool"):
+        make("dmc/manipulator_bring_ball", options={"task_kwargs": {"fully_observable": 1}})
+
+
+def test_gym_options_are_forwarded_to_gymnasium_make():
+    env = make("gym/Hopper-v5", options={"ctrl_cost_weight": 1, "healthy_z_range": [0.5, 3],
+                                         "exclude_current_positions_from_observation": False})
+    raw = env.backend._env
+    assert raw._ctrl_cost_weight == 1.0 and raw._healthy_z_range == (0.5, 3.0)
+    assert env.observation_space.shape == (12,)  # x position included
+    env.close()
+    with pytest.raises(ValueError, match=r"\['render_mode'\].*task\.camera"):
+        make("gym/Hopper-v5", options={"render_mode": "human"})
+    with pytest.raises(ValueError, match=r"task\.options\.ctrl_cost_weight='a' must be a number"):
+        make("gym/Hopper-v5", options={"ctrl_cost_weight": "a"})
+    with pytest.raises(ValueError, match=r"\['bogus'\].*'reset_noise_scale'"):
+        make("gym/Hopper-v5", options={"bogus": 1})

@@ -3,10 +3,16 @@
 The task env builds its own observations for the requested obs_type (one frame); this backend
 checks they follow the contract so RoboEnv can stack frames, and forwards state save/restore.
 robo_rl.tasks is imported only when an arm task is requested.
+
+EnvConfig.options are the fields of the task's Config dataclass (robo_rl.tasks, e.g.
+ContactMazeConfig), checked and converted by `task_options` (nested mappings for impedance /
+tank / safety, lists for tuples); image_size and camera come from EnvConfig itself.
+configs/task/arm/*.yaml list every option with its default (scripts/gen_task_configs.py).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 from types import ModuleType
 from typing import Any
@@ -16,9 +22,13 @@ import numpy as np
 
 from robo_rl.envs.config import EnvConfig
 from robo_rl.envs.core import PIXELS_KEY, RGB_CHANNELS, STATE_KEY, Backend, single_frame_space
+from robo_rl.envs.options import OPTIONS_PATH, construct, dataclass_values, yaml_data
 
 PREFIX = "arm/"
 TASKS_MODULE = "robo_rl.tasks"
+# Config fields that EnvConfig sets for every backend, so they are not options.
+ENV_CONFIG_FIELDS = {"image_size": "set task.image_size (EnvConfig.image_size) instead",
+                     "camera": "set task.camera (EnvConfig.camera: front | wrist) instead"}
 
 
 def import_tasks() -> ModuleType:
@@ -44,15 +54,36 @@ def task_names() -> list[str]:
     return [f"{PREFIX}{task}" for task in tasks.TASKS]
 
 
+def config_class(task: str) -> type:
+    """The Config dataclass of arm task `task` (without the arm/ prefix)."""
+    return import_tasks().task_config_class(task)
+
+
+def task_options(task: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` checked and converted to the field types of the task's Config (make_task
+    keyword arguments); a ValueError names the offending `task.options.<key>`."""
+    return dataclass_values(config_class(task), options, OPTIONS_PATH, exclude=ENV_CONFIG_FIELDS)
+
+
+def default_options(task: str) -> dict[str, Any]:
+    """Every option of `task` with its default, as YAML data (what configs/task/arm lists)."""
+    defaults = config_class(task)()
+    return {f.name: yaml_data(getattr(defaults, f.name)) for f in dataclasses.fields(defaults)
+            if f.name not in ENV_CONFIG_FIELDS}
+
+
 class ArmBackend(Backend):
     def __init__(self, name: str, cfg: EnvConfig, seed: int) -> None:
         self._name = name
         self._obs_type = cfg.obs_type
-        kwargs: dict[str, Any] = {"obs_type": cfg.obs_type, "seed": seed,
-                                  "image_size": cfg.image_size}
+        task = name.removeprefix(PREFIX)
+        kwargs: dict[str, Any] = {**task_options(task, cfg.options), "obs_type": cfg.obs_type,
+                                  "seed": seed, "image_size": cfg.image_size}
         if cfg.camera is not None:
             kwargs["camera"] = cfg.camera
-        self._env = import_tasks().make_task(name.removeprefix(PREFIX), **kwargs)
+        # The Config's and the task's own checks (e.g. reward_type, stiffness_range) name it.
+        self._env = construct(lambda: import_tasks().make_task(task, **kwargs),
+                              f"{name} {OPTIONS_PATH}")
         self.action_space = self._env.action_space
         self.observation_space = self._checked_space(self._env.observation_space, cfg)
         self.default_max_episode_steps = None  # the task truncates its own episodes
@@ -111,6 +142,11 @@ class ArmBackend(Backend):
         # The task keeps one renderer per frame size, so video frames taken between the
         # observation renders do not rebuild the observation's renderer.
         return np.asarray(self._env.render_frame(height, width), np.uint8)
+
+    @property
+    def task(self) -> Any:
+        """The robo_rl.tasks env (its config, controller, tank and safety limits)."""
+        return self._env
 
     def get_state(self) -> dict:
         return {"task": self._env.get_state(), "obs": copy.deepcopy(self._obs)}

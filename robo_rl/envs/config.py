@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from omegaconf import MISSING
+
+from robo_rl.envs.options import OPTIONS_PATH, plain
 
 OBS_TYPES = ("state", "pixels", "pixels_state")
 RENDER_QUALITIES = ("fast", "default")
@@ -30,20 +34,38 @@ class EnvConfig:
     render_quality: `fast` turns off multi-sample anti-aliasing, shadows and reflections
         (on a CPU/Mesa renderer an 84x84 pixel step takes 3-5 ms instead of 50-65 ms);
         `default` keeps the model's own visual settings, e.g. to match published pixel results.
+    options: backend-specific settings, checked when the env is built (unknown keys and wrong
+        types are errors naming `task.options.<key>`):
+        arm/  the fields of the task's Config dataclass (robo_rl.tasks, e.g. energy_tank,
+              variable_impedance, reward_type, episode_steps) with nested mappings for
+              impedance / tank / safety; image_size and camera are set above, not here.
+        gym/  keyword arguments of the env's constructor (gymnasium.make kwargs, e.g.
+              ctrl_cost_weight, reset_noise_scale); rendering kwargs are rejected.
+        dmc/  `task_kwargs` (the suite task factory's arguments other than time_limit/random,
+              e.g. fully_observable) and `environment_kwargs` (control_timestep or n_sub_steps),
+              as for dm_control.suite.load.
+        Stored as plain dicts/lists (YAML data).
+
+    Field types are OmegaConf-compatible (the class doubles as a structured-config schema);
+    `name` is required (MISSING until set) and the runtime checks live in __post_init__.
     """
 
-    name: str
+    name: str = MISSING
     obs_type: str = "state"
     action_repeat: int = 1
     frame_stack: int = 3
     image_size: int = 84
-    camera: int | str | None = None
+    camera: Any = None  # int | str | None, checked in __post_init__
     seed: int = 0
-    max_episode_steps: int | None = None
+    max_episode_steps: Optional[int] = None
     video_size: int = 256
     render_quality: str = "fast"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.name == MISSING:
+            raise ValueError("EnvConfig.name is required, e.g. 'dmc/cartpole_swingup' "
+                             "(the task config's `name`); see robo_rl.envs.list_tasks().")
         if not isinstance(self.name, str) or "/" not in self.name:
             raise ValueError(
                 f"EnvConfig.name={self.name!r} must look like 'dmc/<domain>_<task>', "
@@ -65,6 +87,13 @@ class EnvConfig:
             raise ValueError(
                 f"EnvConfig.camera={self.camera!r} must be a camera id (int), a camera name (str) "
                 "or None for the task default.")
+        if self.options is None:
+            self.options = {}
+        if not isinstance(self.options, Mapping) or not all(
+                isinstance(key, str) for key in self.options):
+            raise ValueError(f"EnvConfig.options={self.options!r} must be a mapping with string "
+                             f"keys ({OPTIONS_PATH}.<key>: value).")
+        self.options = plain(self.options)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "EnvConfig":

@@ -3,6 +3,13 @@
 The step is dm_control's own `control.Environment.step` written out over the public Task/Physics
 API, so that the time limit lives in RoboEnv (reported as truncation) and a saved state can be
 restored mid-episode without dm_control's private step counters.
+
+EnvConfig.options are forwarded as dm_control.suite.load's two mappings (`dmc_load_kwargs`):
+    task_kwargs: the task factory's own arguments (e.g. fully_observable for manipulator and
+        stacker, num_poles for cartpole_three_poles), checked against its signature and the
+        type of each default; time_limit (use max_episode_steps) and random (use seed) are
+        set by robo_rl;
+    environment_kwargs: control_timestep (s) or n_sub_steps (physics steps per control step).
 """
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import functools
 import importlib
 import inspect
 import math
+from typing import Any
 
 import gymnasium as gym
 import mujoco
@@ -20,6 +28,7 @@ from dm_control.rl import control
 
 from robo_rl.envs.config import EnvConfig
 from robo_rl.envs.core import SimulatorBackend, single_frame_space
+from robo_rl.envs.options import OPTIONS_PATH, check_keys, construct, convert, default_typed
 from robo_rl.envs.rendering import (ensure_offscreen_buffer, renderer_errors,
                                     set_fast_render_quality)
 
@@ -58,12 +67,49 @@ def default_step_limit(domain: str, task: str, control_timestep: float) -> int |
     return math.ceil(parameter.default / control_timestep)
 
 
+OPTION_GROUPS = ("task_kwargs", "environment_kwargs")
+# Factory arguments robo_rl sets itself, with where to set them instead.
+RESERVED_TASK_KWARGS = {
+    "time_limit": "the episode length is task.max_episode_steps (simulator steps)",
+    "random": "the task RNG is seeded from task.seed / the run seed",
+    "environment_kwargs": "give it as task.options.environment_kwargs"}
+# control.Environment arguments that the robo_rl step honours (it reimplements the step, so
+# legacy_step / flat_observation / time_limit would have no or a different effect).
+ENVIRONMENT_KWARGS = {"control_timestep": float, "n_sub_steps": int}
+
+
+def dmc_load_kwargs(name: str, options: dict) -> dict:
+    """`task_kwargs` and `environment_kwargs` for suite.load from EnvConfig.options."""
+    domain, task = task_table()[name]
+    check_keys(options, OPTION_GROUPS, OPTIONS_PATH)
+    factory = importlib.import_module(f"dm_control.suite.{domain}").SUITE[task]
+    parameters = {key: param for key, param in inspect.signature(factory).parameters.items()
+                  if key not in RESERVED_TASK_KWARGS}
+    where = f"{OPTIONS_PATH}.task_kwargs"
+    task_kwargs = convert(dict[str, Any], options.get("task_kwargs", {}), where)
+    check_keys(task_kwargs, list(parameters), f"{where} ({name})", hints=RESERVED_TASK_KWARGS)
+    task_kwargs = {key: convert(default_typed(parameters[key].default), value, f"{where}.{key}")
+                   for key, value in task_kwargs.items()}
+    where = f"{OPTIONS_PATH}.environment_kwargs"
+    environment_kwargs = convert(dict[str, Any], options.get("environment_kwargs", {}), where)
+    check_keys(environment_kwargs, list(ENVIRONMENT_KWARGS), where)
+    environment_kwargs = {key: convert(ENVIRONMENT_KWARGS[key], value, f"{where}.{key}")
+                          for key, value in environment_kwargs.items()}
+    for key, value in environment_kwargs.items():
+        if value <= 0:
+            raise ValueError(f"{where}.{key}={value!r} must be > 0.")
+    return {"task_kwargs": task_kwargs, "environment_kwargs": environment_kwargs or None}
+
+
 class DMCBackend(SimulatorBackend):
     def __init__(self, name: str, cfg: EnvConfig, seed: int) -> None:
         super().__init__(cfg.obs_type, cfg.image_size)
         domain, task = task_table()[name]
         self._name = name
-        self._env = suite.load(domain, task, task_kwargs={"random": seed})
+        load_kwargs = dmc_load_kwargs(name, cfg.options)
+        self._env = construct(lambda: suite.load(
+            domain, task, task_kwargs={**load_kwargs["task_kwargs"], "random": seed},
+            environment_kwargs=load_kwargs["environment_kwargs"]), f"{name} {OPTIONS_PATH}")
         self._physics = self._env.physics
         self._task = self._env.task
         self._n_sub_steps = control.compute_n_steps(self._env.control_timestep(),

@@ -3,19 +3,29 @@
 The raw MujocoEnv is used (no gymnasium wrappers); RoboEnv applies the registered time limit as a
 truncation. Frames come from our own `mujoco.Renderer`s, one per frame size, because gymnasium's
 renderer has one fixed size and its default free camera does not follow a running robot.
+
+EnvConfig.options are keyword arguments of the env's constructor, as gymnasium.make(id, **kwargs)
+takes them (e.g. ctrl_cost_weight, reset_noise_scale, xml_file), checked against its signature
+and type hints (`gym_make_kwargs`). gymnasium's own rendering arguments are rejected: frames
+come from robo_rl's renderers (task.camera / image_size / video_size); default_camera_config is
+accepted (it places the free camera).
 """
 from __future__ import annotations
 
 import copy
 import functools
+import inspect
+import typing
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+from gymnasium.envs.registration import load_env_creator
 
 from robo_rl.envs.config import EnvConfig
 from robo_rl.envs.core import SimulatorBackend, single_frame_space
+from robo_rl.envs.options import OPTIONS_PATH, check_keys, construct, convert, default_typed
 from robo_rl.envs.rendering import (ensure_offscreen_buffer, renderer_errors,
                                     set_fast_render_quality)
 
@@ -46,12 +56,41 @@ def task_names() -> tuple[str, ...]:
                  and spec.entry_point.startswith(MUJOCO_ENTRY_POINT))
 
 
+# Constructor arguments with no effect here (robo_rl renders itself) or set elsewhere.
+RESERVED_KWARGS = {key: "robo_rl renders with its own renderers; set task.camera / "
+                   "task.image_size / task.video_size instead"
+                   for key in ("render_mode", "width", "height", "camera_id", "camera_name",
+                               "max_geom", "visual_options")}
+RESERVED_KWARGS["max_episode_steps"] = "set task.max_episode_steps instead"
+
+
+def gym_make_kwargs(name: str, options: dict) -> dict:
+    """EnvConfig.options checked and converted as keyword arguments of the env's constructor."""
+    env_id = name.removeprefix(PREFIX)
+    creator = load_env_creator(gym.spec(env_id).entry_point)
+    init = creator.__init__ if isinstance(creator, type) else creator
+    parameters = {key: param for key, param in inspect.signature(init).parameters.items()
+                  if key != "self" and key not in RESERVED_KWARGS
+                  and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # annotations that do not resolve: check against the defaults instead
+        hints = {}
+    check_keys(options, list(parameters), f"{OPTIONS_PATH} ({name} constructor arguments)",
+               hints=RESERVED_KWARGS)
+    return {key: convert(hints.get(key, default_typed(parameters[key].default)), value,
+                         f"{OPTIONS_PATH}.{key}")
+            for key, value in options.items()}
+
+
 class GymMujocoBackend(SimulatorBackend):
     def __init__(self, name: str, cfg: EnvConfig, seed: int) -> None:
         super().__init__(cfg.obs_type, cfg.image_size)
         self._name = name
         env_id = name.removeprefix(PREFIX)
-        self._env = gym.make(env_id, disable_env_checker=True).unwrapped
+        kwargs = gym_make_kwargs(name, cfg.options)
+        self._env = construct(lambda: gym.make(env_id, disable_env_checker=True, **kwargs),
+                              f"{name} {OPTIONS_PATH}").unwrapped
         if not isinstance(self._env, MujocoEnv):
             raise ValueError(f"{name} is not a gymnasium MuJoCo env; robo_rl.envs supports the "
                              "ids listed by robo_rl.envs.list_tasks().")
