@@ -11,22 +11,25 @@ import difflib
 import os
 import re
 import sys
+import traceback
 from importlib import resources
 from pathlib import Path
-
-from omegaconf import DictConfig, OmegaConf
 
 # OpenMP threads that spin while waiting collapse throughput when cores are shared (measured 35 ->
 # 5 updates/s with 2 threads on a busy 2-core machine); set before torch loads. Users may override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from robo_rl.config_schema import ConfigError, check_train_config, register_configs  # noqa: E402
+
 USAGE = __doc__
 EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
 
 
-class ConfigError(ValueError):
-    """A config value is invalid; raised before any work starts."""
+DEBUG_ENV = "ROBO_RL_DEBUG"  # ROBO_RL_DEBUG=1 (or HYDRA_FULL_ERROR=1) shows tracebacks
 
 
 def config_dir() -> Path:
@@ -53,79 +56,103 @@ def _check_group_choices(overrides: list[str]) -> None:
             raise ConfigError(f"unknown {group} '{choice}'.{hint} Valid {group} names: {', '.join(names)}")
 
 
-def validate_train_config(cfg: DictConfig) -> None:
-    """Reject invalid values before any work starts (no env built, no file written)."""
-    from robo_rl.agents import agent_config
-    from robo_rl.agents.constraint import check_constraint_config, constraint_config
+def _check_renamed_keys(overrides: list[str]) -> None:
+    """An override of a renamed key (agent.utd=2) names the new key instead of Hydra's generic
+    "key not in struct"."""
+    from robo_rl.agents.sac import RENAMED_KEYS
 
-    problems: list[str] = []
-
-    def need(condition: bool, message: str) -> None:
-        if not condition:
-            problems.append(message)
-
-    t, r = cfg.train, cfg.replay
-    need(t.steps > 0, f"train.steps must be > 0 (got {t.steps})")
-    need(t.seed_steps >= 0, f"train.seed_steps must be >= 0 (got {t.seed_steps})")
-    need(t.replay_ratio > 0, f"train.replay_ratio must be > 0 (got {t.replay_ratio}); e.g. 0.5, 1 or 2")
-    need(t.eval_every > 0, f"train.eval_every must be > 0 (got {t.eval_every})")
-    need(t.eval_episodes > 0, f"train.eval_episodes must be > 0 (got {t.eval_episodes})")
-    need(t.checkpoint_every > 0, f"train.checkpoint_every must be > 0 (got {t.checkpoint_every})")
-    need(t.log_every > 0, f"train.log_every must be > 0 (got {t.log_every})")
-    need(r.capacity > 0, f"replay.capacity must be > 0 (got {r.capacity})")
-    need(r.chunk_size > 0, f"replay.chunk_size must be > 0 (got {r.chunk_size})")
-    need(0.0 <= r.demo_fraction <= 1.0, f"replay.demo_fraction must be in [0, 1] (got {r.demo_fraction})")
-    if r.demo_dir:
-        need(Path(r.demo_dir).is_dir(), f"replay.demo_dir {r.demo_dir} is not a directory")
-    need(str(cfg.resume).lower() in ("auto", "true", "false"), f"resume must be auto, true or false (got {cfg.resume})")
-    try:
-        agent = agent_config(cfg.agent)  # checks the agent's own keys and values (batch_size, utd, ...)
-        constraint = constraint_config(cfg.constraint)
-        if constraint is not None:
-            check_constraint_config(constraint, agent)
-    except (TypeError, ValueError) as exc:
-        problems.append(str(exc))
-    if problems:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    for override in overrides:
+        match = re.fullmatch(r"\+?\+?agent\.(\w+)=.*", override)
+        if match and match.group(1) in RENAMED_KEYS:
+            raise ConfigError(f"agent.{match.group(1)} was renamed to agent.{RENAMED_KEYS[match.group(1)]}; "
+                              f"use {override.replace(match.group(1), RENAMED_KEYS[match.group(1)], 1)}")
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text))
 
 
-def _fail(exc: BaseException) -> None:
-    print(f"robo-rl: error: {exc}", file=sys.stderr)
-    sys.exit(EXIT_BAD_INPUT)
+_hydra_full_error_by_user = False
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0") or _hydra_full_error_by_user
+
+
+def _fail(exc: BaseException, code: int = EXIT_BAD_INPUT) -> None:
+    """One clear message and a non-zero exit; the traceback only in debug mode."""
+    if _debug():
+        traceback.print_exception(exc)
+    print(f"robo-rl: error: {describe_error(exc)}", file=sys.stderr)
+    if code != EXIT_BAD_INPUT and not _debug():
+        print(f"robo-rl: (run with {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+    sys.exit(code)
+
+
+# What the user got wrong (config, checkpoint, data): exit 2. Anything else is a robo_rl or system
+# failure (a crashed simulator, out of memory, a full disk): exit 1, still one message.
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from robo_rl.checkpoint import CheckpointError
+    from robo_rl.loops.online import NonFiniteError
+    from robo_rl.replay import ReplayDataError
+
+    return (ConfigError, CheckpointError, NonFiniteError, ReplayDataError, OmegaConfBaseException,
+            HydraException, ValueError, TypeError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The exception and its causes as one readable message (Hydra's composition errors hide the
+    useful part, e.g. "Value 'abc' could not be converted to Integer, full_key: train.steps", in
+    their cause)."""
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc).strip()
+        if isinstance(exc, OSError) and exc.filename is not None:
+            text = f"{exc.strerror or text}: {exc.filename}"
+            if isinstance(exc, (PermissionError, FileNotFoundError, NotADirectoryError)):
+                text += " (is hydra.run.dir / the path writable and its parent there?)"
+        text = text or type(exc).__name__
+        if text not in parts:
+            parts.append(text)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    lines = []
+    for part in parts:
+        # OmegaConf appends "full_key: ..., object_type=..." lines: keep the key, drop the types
+        kept = [line.strip() for line in part.splitlines()
+                if line.strip() and not line.strip().startswith(("object_type=", "reference_type="))]
+        lines.append("\n  ".join(kept))
+    return "\n  ".join(lines) if lines else type(exc).__name__
 
 
 def _train(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from robo_rl.checkpoint import CheckpointError
-    from robo_rl.loops.online import NonFiniteError, train
-    from robo_rl.replay import ReplayDataError
+    from robo_rl.loops.online import train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        validate_train_config(cfg)
+        check_train_config(cfg)
         result = train(cfg, run_dir)
-    except (ConfigError, CheckpointError, NonFiniteError, ReplayDataError, ValueError) as exc:
-        _fail(exc)
     except KeyboardInterrupt:
         print(f"robo-rl: interrupted; checkpoint and replay saved in {run_dir}. Continue with: "
               f"robo-rl train hydra.run.dir={run_dir} resume=true", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
     print(result.summary())
 
 
 def _eval(cfg: DictConfig) -> None:
-    from robo_rl.checkpoint import CheckpointError
     from robo_rl.loops.evaluate import run_eval
 
     try:
         report = run_eval(cfg)
-    except (CheckpointError, ValueError) as exc:
-        _fail(exc)
+    except Exception as exc:
+        _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
     print(report)
 
 
@@ -146,13 +173,24 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_BAD_INPUT)
     try:
         _check_group_choices(rest)
+        _check_renamed_keys(rest)
     except ConfigError as exc:
         _fail(exc)
     if not OmegaConf.has_resolver("slug"):
         OmegaConf.register_new_resolver("slug", _slug)
+    register_configs()
     config_name, task_function = COMMANDS[command]
     sys.argv = [f"robo-rl {command}", *rest]
-    hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")(task_function)()
+    # Hydra prints some of its own errors (an unwritable run dir) as tracebacks; let them reach us
+    # instead, so every error is one message (with the traceback only in debug mode).
+    global _hydra_full_error_by_user
+    _hydra_full_error_by_user = os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra.main(config_path=str(config_dir()), config_name=config_name,
+                   version_base="1.3")(task_function)()
+    except Exception as exc:
+        _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
 
 
 if __name__ == "__main__":

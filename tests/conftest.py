@@ -22,12 +22,9 @@ SMALL_TRAIN = [
 
 
 def compose_train_cfg(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+    from robo_rl.config_schema import compose_train_config
 
-    from robo_rl.cli import config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose_train_config(overrides)
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

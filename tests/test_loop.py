@@ -66,8 +66,8 @@ class _NaNAfter:
     def __getattr__(self, name):
         return getattr(self.agent, name)
 
-    def act(self, obs, eval_mode=False):
-        action = self.agent.act(obs, eval_mode)
+    def act(self, obs, step=None, eval_mode=False):
+        action = self.agent.act(obs, step=step, eval_mode=eval_mode)
         if not eval_mode:
             self.calls += 1
             if self.calls == self.at_call:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -69,6 +69,7 @@ class EvalResult:
     successes: list[float]
     frames: list[np.ndarray] = field(default_factory=list)
     video_fps: float = 30.0
+    costs: list[float] = field(default_factory=list)   # per-episode sum of info["cost"], if reported
 
     @property
     def return_mean(self) -> float:
@@ -83,16 +84,21 @@ class EvalResult:
                "length_mean": float(np.mean(self.lengths)), "episodes": float(len(self.returns))}
         if self.successes:
             out["success_rate"] = float(np.mean(self.successes))
+        if self.costs:
+            out["cost_mean"] = float(np.mean(self.costs))
         return out
 
 
 def evaluate(agent: Any, env: Any, episodes: int, record_video: bool = False, video_size: int = 256,
-             deterministic: bool = True, seed: int | None = None) -> EvalResult:
-    """Run `episodes` episodes with the policy mean; record the first one when asked."""
-    returns, lengths, successes, frames = [], [], [], []
+             deterministic: bool = True, seeds: Sequence[int] | None = None) -> EvalResult:
+    """Run `episodes` episodes with the policy mean (reset seeds: ``seeds[i]``, or the env's own
+    stream when None); record the first one when asked."""
+    if seeds is not None and len(seeds) < episodes:
+        raise ValueError(f"evaluate: {episodes} episodes need as many seeds, got {len(seeds)}")
+    returns, lengths, successes, frames, costs = [], [], [], [], []
     for i in range(episodes):
-        obs, _ = env.reset(seed=None if seed is None else seed + i)
-        done, total, length, success = False, 0.0, 0, None
+        obs, _ = env.reset(seed=None if seeds is None else int(seeds[i]))
+        done, total, length, success, cost = False, 0.0, 0, None, None
         while not done:
             if record_video and i == 0:
                 frames.append(env.render_frame(video_size))
@@ -101,6 +107,8 @@ def evaluate(agent: Any, env: Any, episodes: int, record_video: bool = False, vi
             total += float(reward)
             length += 1
             done = terminated or truncated
+            if "cost" in info:
+                cost = (cost or 0.0) + float(info["cost"])
             if "success" in info:
                 success = float(bool(info["success"])) if success is None else max(success, float(info["success"]))
         if record_video and i == 0:
@@ -109,5 +117,7 @@ def evaluate(agent: Any, env: Any, episodes: int, record_video: bool = False, vi
         lengths.append(length)
         if success is not None:
             successes.append(success)
+        if cost is not None:
+            costs.append(cost)
     fps = getattr(env, "video_fps", 30.0)
-    return EvalResult(returns, lengths, successes, frames, video_fps=fps)
+    return EvalResult(returns, lengths, successes, frames, video_fps=fps, costs=costs)

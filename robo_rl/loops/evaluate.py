@@ -11,6 +11,7 @@ from robo_rl.agents.constraint import constraint_config
 from robo_rl.checkpoint import CheckpointError, load_checkpoint
 from robo_rl.envs import make_env
 from robo_rl.loops.common import describe_spaces, env_config, evaluate, resolve_device, set_threads, spaces_mismatch
+from robo_rl.seeding import eval_seeds
 
 
 def run_eval(cfg: DictConfig) -> str:
@@ -29,7 +30,7 @@ def run_eval(cfg: DictConfig) -> str:
                        constraint=constraint_config(run_cfg.get("constraint")))
     agent.load_state_dict(payload["agent"])
     result = evaluate(agent, env, cfg.episodes, record_video=cfg.video, video_size=cfg.video_size,
-                      deterministic=cfg.deterministic, seed=cfg.seed)
+                      deterministic=cfg.deterministic, seeds=eval_seeds(cfg.seed, cfg.episodes))
     env.close()
     lines = [f"robo_rl eval: {ckpt_path} (step {payload['step']}, task {run_cfg.task.name}, agent {run_cfg.agent.name})",
              f"  return: {result.return_mean:.1f} +/- {result.return_std:.1f} over {cfg.episodes} episodes "

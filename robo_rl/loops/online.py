@@ -5,14 +5,22 @@ Everything the loop writes lands in the run directory:
     train.log            human-readable log
     train.csv, eval.csv  metrics; tb/ TensorBoard; learning_curve.png redrawn at each evaluation
     videos/              eval_<step>.mp4 when train.video is on
-    checkpoints/         latest.pt (atomic) - agent, optimizers, schedule, RNGs, replay sampler state
+    checkpoints/         latest.pt (atomic) - agent, optimizers, schedule, episode starts, RNGs, the
+                         sampler state of every data source (replay and demos)
     replay/              transitions in append-only chunks (a crash loses at most one chunk)
+
+Seams (docs/architecture.md): the learner (robo_rl.agents, the Learner protocol), the update
+schedule (robo_rl.loops.schedule: updates per agent step, told each update's metrics and each
+episode end), the episode-start source (robo_rl.loops.episodes: env.reset by default, snapshot
+resets for S3RL) and the batch source (replay, or replay + demos mixed by ratio). Every random
+stream comes from the run seed through robo_rl.seeding, so seeds give independent runs.
 """
 from __future__ import annotations
 
 import logging
 import math
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -31,8 +39,10 @@ from robo_rl.envs import make_env
 from robo_rl.logger import RunLogger
 from robo_rl.loops.common import (describe_spaces, env_config, evaluate, resolve_device, set_threads,
                                   spaces_mismatch)
-from robo_rl.loops.schedule import ReplayRatioSchedule
+from robo_rl.loops.episodes import EpisodeStartSource, ResetStarts
+from robo_rl.loops.schedule import UpdateSchedule, make_schedule
 from robo_rl.replay import MixedSource, ReplayBuffer
+from robo_rl.seeding import DEMOS, EXPLORATION, REPLAY, TORCH, eval_seeds, stream_seed
 
 log = logging.getLogger("robo_rl")
 
@@ -78,15 +88,21 @@ def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / CHECKPOINT_NAME
 
 
-def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
+def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | None = None,
+          schedule: UpdateSchedule | None = None) -> TrainResult:
+    """Train online as ``cfg`` says, in ``run_dir`` (resuming what is there). ``episode_starts``
+    and ``schedule`` replace the defaults (env.reset with run-seeded episodes; the fixed
+    ``train.replay_ratio``): their state is checkpointed with the rest."""
     run_dir = Path(run_dir)
     device = resolve_device(cfg.device)
     set_threads(cfg.threads)
     t = cfg.train
 
+    # Every episode is reset with a seed of its own (robo_rl.seeding), so the env's construction
+    # seed only matters for its action_space.sample().
     env = make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed)
-    eval_seed = cfg.seed + t.eval_seed_offset  # eval episodes use seeds disjoint from training episodes
-    eval_env = make_env(env_config(cfg.task, eval_seed), seed=eval_seed)
+    eval_env = make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed)
+    eval_episode_seeds = eval_seeds(cfg.seed, t.eval_episodes)  # disjoint from training episodes
     spaces = describe_spaces(env.observation_space, env.action_space)
 
     # Decide fresh vs resume and check the checkpoint before writing anything into the run dir.
@@ -100,22 +116,39 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                 f"The config's task differs from the run's; use the run's own task "
                 f"(see {run_dir / 'config.yaml'}) or start a new run in another hydra.run.dir. "
                 f"Nothing in the run dir was changed.")
+        if not cfg.replay.persist and not cfg.replay.resume_without_replay:
+            raise CheckpointError(
+                f"cannot resume {run_dir} with replay.persist=false: the replay would restart empty and the "
+                f"agent would continue on fresh data only. Resume with replay.persist=true (the run's replay "
+                f"is in {run_dir / 'replay'} if it was persisted), start a new run in another hydra.run.dir, "
+                f"or pass replay.resume_without_replay=true to continue without the old data. Nothing in "
+                f"the run dir was changed.")
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(stream_seed(cfg.seed, TORCH))
     constraint = constraint_config(cfg.constraint)  # None for constraint=none
     agent = make_agent(cfg.agent, env.observation_space, env.action_space, device, constraint=constraint)
     replay = ReplayBuffer(
         env.observation_space, env.action_space, capacity=cfg.replay.capacity, n_step=cfg.agent.n_step,
         gamma=cfg.agent.gamma, frame_stack=cfg.task.frame_stack, directory=(run_dir / "replay") if
-        cfg.replay.persist else None, chunk_size=cfg.replay.chunk_size, seed=cfg.seed, device=device,
-        track_cost=constraint is not None)
-    batch_source = replay
+        cfg.replay.persist else None, chunk_size=cfg.replay.chunk_size, seed=stream_seed(cfg.seed, REPLAY),
+        device=device, track_cost=constraint is not None)
+    batch_source, demos = replay, None
     if cfg.replay.demo_dir:
-        demos = ReplayBuffer.load(cfg.replay.demo_dir, device=device, seed=cfg.seed + 1)
+        # Data carries facts (rewards, flags); the learner decides how to use them: the demos are
+        # sampled with the agent's n_step and gamma, whatever the run that wrote them used.
+        demos = ReplayBuffer.load(cfg.replay.demo_dir, n_step=cfg.agent.n_step, gamma=cfg.agent.gamma,
+                                  device=device, seed=stream_seed(cfg.seed, DEMOS),
+                                  observation_space=env.observation_space, action_space=env.action_space)
+        if demos.track_cost != replay.track_cost:
+            raise ValueError(f"replay.demo_dir {cfg.replay.demo_dir} {'has' if demos.track_cost else 'has no'} "
+                             f"per-step costs but constraint={cfg.constraint.name} "
+                             f"{'needs' if replay.track_cost else 'does not use'} them; record the demos "
+                             f"with the same constraint setting")
         batch_source = MixedSource(replay, demos, secondary_fraction=cfg.replay.demo_fraction)
-    schedule = ReplayRatioSchedule(ratio=t.replay_ratio, seed_steps=t.seed_steps)
-    action_rng = np.random.default_rng(cfg.seed)
+    schedule = schedule if schedule is not None else make_schedule(t)
+    episode_starts = episode_starts if episode_starts is not None else ResetStarts(cfg.seed)
+    action_rng = np.random.default_rng(stream_seed(cfg.seed, EXPLORATION))
     step, episode, episode_cost = 0, 0, 0.0
     evals: list[tuple[int, float]] = []
 
@@ -130,7 +163,15 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         if cfg.replay.persist:
             replay.load_from_disk()  # everything on disk, including transitions after the checkpoint
         replay.load_state_dict(payload["replay"])
+        if demos is not None:
+            if "demo_replay" not in payload:
+                raise CheckpointError(f"cannot resume {run_dir} with replay.demo_dir: the run was trained "
+                                      f"without demos (see {run_dir / 'config.yaml'}); drop replay.demo_dir "
+                                      f"or start a new run")
+            demos.load_state_dict(payload["demo_replay"])
         schedule.load_state_dict(payload["schedule"])
+        if "episode_starts" in payload:
+            episode_starts.load_state_dict(payload["episode_starts"])
         action_rng.bit_generator.state = payload["action_rng"]
         torch.set_rng_state(payload["torch_rng"])
         step, episode = int(payload["step"]), int(payload["episode"])
@@ -145,7 +186,10 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     _attach_file_log(run_dir / "train.log")
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if payload is not None:
-        log.info("resumed %s at step %d (replay holds %d transitions)", run_dir, step, len(replay))
+        message = (f"resumed {run_dir} at step {step} of {t.steps} (episode {episode}; replay holds "
+                   f"{len(replay)} transitions" + (f", demos {len(demos)}" if demos is not None else "") + ")")
+        log.info(message)
+        print(f"robo-rl: {message}", file=sys.stderr, flush=True)
     logger = RunLogger(run_dir, resume_step=step if payload is not None else None)
     video_dir = run_dir / "videos"
     last_video: Path | None = None
@@ -155,6 +199,8 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         return save_checkpoint(ckpt_file, {
             "step": at_step, "episode": episode, "agent": agent.state_dict(),
             "replay": replay.state_dict(), "schedule": schedule.state_dict(),
+            **({"demo_replay": demos.state_dict()} if demos is not None else {}),
+            "episode_starts": episode_starts.state_dict(),
             "action_rng": action_rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "evals": evals, "spaces": spaces, "config": OmegaConf.to_container(cfg, resolve=True),
         })
@@ -164,7 +210,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         want_video = bool(t.video)
         # The same start states at every evaluation (and after a resume): curves compare like with like.
         result = evaluate(agent, eval_env, t.eval_episodes, record_video=want_video, video_size=t.video_size,
-                          seed=eval_seed)
+                          seeds=eval_episode_seeds)
         evals.append((at_step, result.return_mean))
         logger.log("eval", at_step, result.metrics())
         logger.plot(f"{cfg.task.name} - {cfg.agent.name} (seed {cfg.seed})")
@@ -181,7 +227,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     bar = _progress(t, step)
     # Episodes start lazily at the top of the loop, so a checkpoint taken right after an episode
     # ends holds no half-begun episode and a resumed run starts exactly where an unbroken one would.
-    obs = None
+    obs, step_limit, episode_steps, episode_return = None, None, 0, 0.0
     window_start, window_steps, window_updates = time.perf_counter(), 0, 0
     metrics: dict[str, float] = {}
     # Steady-state speed: time spent in act/step/store/update after the seed steps only.
@@ -195,16 +241,21 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
             stop.check()
             tick = time.perf_counter()
             if obs is None:
-                obs, _ = env.reset(seed=cfg.seed + episode)
+                begin = episode_starts.start(env, episode)
+                obs, step_limit, episode_steps, episode_return = begin.obs, begin.step_limit, 0, 0.0
                 replay.reset(obs)
             if step < t.seed_steps:
                 action = action_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
             else:
-                action = agent.act(obs, eval_mode=False)
+                action = agent.act(obs, step=step, eval_mode=False)
             if not np.all(np.isfinite(action)):
                 raise NonFiniteError(f"step {step}: the agent produced a non-finite action {action}")
             next_obs, reward, terminated, truncated, info = env.step(action)
             _check_finite(step, next_obs, reward)
+            episode_steps += 1
+            episode_return += float(reward)
+            if step_limit is not None and episode_steps >= step_limit and not terminated:
+                truncated = True  # the episode-start source's limit (e.g. S3RL's truncate_steps)
             cost = None
             if constraint is not None:
                 if constraint.cost_key not in info:
@@ -221,6 +272,8 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
                 if len(replay) >= cfg.agent.batch_size:
                     metrics = agent.update(batch_source, step)
                     updates += 1
+            if updates:
+                schedule.observe(step, metrics)
             if step >= t.seed_steps:
                 learn_time += time.perf_counter() - tick
                 learn_steps += 1
@@ -231,10 +284,10 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
 
             if terminated or truncated:
                 episode += 1
-                ep = info.get("episode", {})
-                logger.log("train", step, {"episode": episode, "episode_return": ep.get("return", math.nan),
-                                           "episode_length": ep.get("length", math.nan),
+                logger.log("train", step, {"episode": episode, "episode_return": episode_return,
+                                           "episode_length": episode_steps,
                                            "episode_cost": episode_cost, **metrics})
+                schedule.end_episode(episode)
                 obs, episode_cost = None, 0.0
 
             if step % t.eval_every == 0:

@@ -1,0 +1,195 @@
+"""The config schema: Hydra structured configs, one source of truth for keys, types and defaults.
+
+The YAML files under configs/ are composed on top of these dataclasses (registered in Hydra's
+ConfigStore by ``register_configs``), so a wrong type (``train.steps=abc``), an unknown key
+(``train.stepz=5``) or a missing value is rejected by name while the command line is parsed,
+before anything runs. Value ranges (``train.steps > 0``) are checked by each dataclass's
+``__post_init__``, which ``check_train_config`` runs by turning the composed nodes into objects.
+
+    top level (configs/config.yaml)  -> TrainRunConfig
+    train / replay                   -> TrainConfig / ReplayConfig
+    task (configs/task/**)           -> robo_rl.envs.EnvConfig
+    agent (configs/agent/*)          -> the learner's config dataclass (schema/agent/<name>)
+    constraint (configs/constraint/*)-> LagrangianConfig (schema/constraint/energy) or none
+    robo-rl eval (configs/eval.yaml) -> EvalRunConfig
+
+Each agent and constraint YAML starts with ``defaults: [/schema/<group>/<name>@_here_, _self_]``;
+tests/test_agent_configs.py checks that every YAML value equals its dataclass default.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from robo_rl.envs.config import EnvConfig
+
+RESUME_MODES = ("auto", "true", "false")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; raised before any work starts."""
+
+
+@dataclass
+class TrainConfig:
+    """The online loop: how long, how often to learn, evaluate, checkpoint and log."""
+
+    steps: int = 15000          # agent steps (env steps = steps x action_repeat)
+    seed_steps: int = 1000      # uniform random actions before learning starts
+    # Learner updates per agent step: the one name for it (0.5 = one update every second step).
+    # A SAC update runs agent.critic_steps_per_update critic minibatches and one actor step.
+    replay_ratio: float = 1.0
+    eval_every: int = 1500      # agent steps
+    eval_episodes: int = 5
+    checkpoint_every: int = 5000
+    log_every: int = 500        # agent steps between train-metric rows
+    video: bool = True          # mp4 of the first eval episode at each evaluation
+    video_size: int = 256
+    progress: bool = True       # tqdm progress bar
+
+    def __post_init__(self) -> None:
+        problems = [f"train.{name} must be > 0 (got {getattr(self, name)})"
+                    for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every",
+                                 "log_every", "video_size") if not getattr(self, name) > 0]
+        if self.seed_steps < 0:
+            problems.append(f"train.seed_steps must be >= 0 (got {self.seed_steps})")
+        if not (math.isfinite(self.replay_ratio) and self.replay_ratio > 0):
+            problems.append(f"train.replay_ratio must be > 0 (got {self.replay_ratio}); e.g. 0.5, 1 or 2")
+        _raise(problems)
+
+
+@dataclass
+class ReplayConfig:
+    capacity: int = 1_000_000
+    chunk_size: int = 1000      # transitions per on-disk chunk: a crash loses at most this many
+    persist: bool = True        # append transitions to <run dir>/replay as they arrive
+    # Resuming a run whose replay was not persisted would restart from an empty replay; that is
+    # an error unless this is set (an explicit choice to continue the agent on fresh data only).
+    resume_without_replay: bool = False
+    demo_dir: str | None = None  # a replay directory mixed into every batch (demos / offline data)
+    demo_fraction: float = 0.5  # share of each batch drawn from demo_dir
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.capacity > 0:
+            problems.append(f"replay.capacity must be > 0 (got {self.capacity})")
+        if not 0 < self.chunk_size < max(self.capacity, 2):
+            problems.append(f"replay.chunk_size must be in [1, replay.capacity) (got {self.chunk_size})")
+        if not 0.0 <= self.demo_fraction <= 1.0:
+            problems.append(f"replay.demo_fraction must be in [0, 1] (got {self.demo_fraction})")
+        if self.demo_dir:
+            from pathlib import Path
+
+            if not Path(self.demo_dir).is_dir():
+                problems.append(f"replay.demo_dir {self.demo_dir} is not a directory; record demos "
+                                "into a replay directory first or drop replay.demo_dir")
+        _raise(problems)
+
+
+@dataclass
+class NoConstraintConfig:
+    """constraint=none: plain reward maximisation."""
+
+    name: str = "none"
+
+
+@dataclass
+class TrainRunConfig:
+    """`robo-rl train`: the top level of configs/config.yaml."""
+
+    agent: Any = MISSING        # a learner config (schema/agent/<name>)
+    task: EnvConfig = MISSING
+    constraint: Any = MISSING   # NoConstraintConfig or LagrangianConfig
+    seed: int = 0
+    device: str = "auto"        # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads; None = min(cores, 4)
+    resume: str = "auto"        # auto | true | false
+    train: TrainConfig = field(default_factory=TrainConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+
+@dataclass
+class EvalRunConfig:
+    """`robo-rl eval checkpoint=PATH`."""
+
+    checkpoint: str = MISSING
+    episodes: int = 10
+    video: bool = False
+    video_size: int = 256
+    video_path: str | None = None   # default: <checkpoint dir>/../videos/eval_checkpoint_<step>.mp4
+    seed: int = 12345
+    device: str = "auto"
+    threads: int | None = None
+    deterministic: bool = True      # act with the policy mean
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+_registered = False
+
+
+def register_configs() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent; the CLI and compose helpers call it)."""
+    global _registered
+    if _registered:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    from robo_rl.agents import AGENTS, agent_config
+    from robo_rl.agents.constraint import LagrangianConfig
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainRunConfig)
+    store.store(name="eval_schema", node=EvalRunConfig)
+    for name in AGENTS:  # a preset (rlpd) is the same dataclass with other defaults
+        store.store(group="schema/agent", name=name, node=agent_config({"name": name}))
+    store.store(group="schema/constraint", name="none", node=NoConstraintConfig)
+    store.store(group="schema/constraint", name="energy", node=LagrangianConfig)
+    _registered = True
+
+
+def compose_train_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The config `robo-rl train <overrides>` would run (for benchmarks, tests and notebooks)."""
+    from hydra import compose, initialize_config_dir
+
+    from robo_rl.cli import config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Reject invalid values before any work starts (no env built, no file written): runs the
+    schema dataclasses' range checks and the learner's and constraint's own checks."""
+    from robo_rl.agents import agent_config
+    from robo_rl.agents.constraint import check_constraint_config, constraint_config
+
+    problems: list[str] = []
+    for part in ("train", "replay", "task"):
+        try:
+            OmegaConf.to_object(cfg[part])
+        except ConfigError as exc:
+            problems.extend(str(exc).split("\n  - ")[1:])
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{part}: {exc}")
+    if str(cfg.resume).lower() not in RESUME_MODES:
+        problems.append(f"resume must be one of {', '.join(RESUME_MODES)} (got {cfg.resume})")
+    try:
+        agent = agent_config(cfg.agent)  # the learner's own keys and values (batch_size, ...)
+        constraint = constraint_config(cfg.constraint)
+        if constraint is not None:
+            check_constraint_config(constraint, agent)
+            if not str(cfg.task.name).startswith("arm/"):
+                problems.append(f"constraint={constraint.name} reads info[{constraint.cost_key!r}] and runs the "
+                                f"task's energy tank, which only arm/ tasks have (task={cfg.task.name}); use "
+                                f"an arm/ task or constraint=none")
+    except (TypeError, ValueError) as exc:
+        problems.append(str(exc))
+    _raise(problems)

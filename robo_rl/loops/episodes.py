@@ -1,0 +1,55 @@
+"""Episode-start sources: where the loop's next training episode begins.
+
+The loop asks its source once per episode, ``source.start(env, episode)``, and runs the episode
+until the env ends it or the start's ``step_limit`` (agent steps) is reached, which counts as a
+truncation. The default source resets the env with an episode seed derived from the run seed
+(robo_rl.seeding); SnapshotRL/S3RL plugs in a source that restores a teacher snapshot through
+``env.set_state(snapshot, new_episode=True)`` and truncates after ``truncate_steps``. A source's
+state (sampler RNG, schedule position) goes into the checkpoint, so a resumed run starts the
+same episodes an unbroken one would.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from robo_rl.seeding import TRAIN_EPISODES, episode_seed
+
+
+@dataclass
+class EpisodeStart:
+    obs: Any
+    info: dict
+    step_limit: int | None = None   # truncate after this many agent steps (None: the env decides)
+
+
+@runtime_checkable
+class EpisodeStartSource(Protocol):
+    def start(self, env: Any, episode: int) -> EpisodeStart: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class ResetStarts:
+    """``env.reset(seed=episode_seed(run_seed, TRAIN_EPISODES, episode))``: every episode of every
+    run seed starts from its own independent seed."""
+
+    def __init__(self, run_seed: int):
+        self.run_seed = int(run_seed)
+
+    def seed_of(self, episode: int) -> int:
+        return episode_seed(self.run_seed, TRAIN_EPISODES, episode)
+
+    def start(self, env: Any, episode: int) -> EpisodeStart:
+        obs, info = env.reset(seed=self.seed_of(episode))
+        return EpisodeStart(obs, info)
+
+    def state_dict(self) -> dict:
+        return {"run_seed": self.run_seed}  # stateless beyond the seed: episodes index the stream
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["run_seed"]) != self.run_seed:
+            raise ValueError(f"the checkpoint's episodes were seeded from run seed {state['run_seed']}, "
+                             f"this config has seed={self.run_seed}; resume with the run's own seed")

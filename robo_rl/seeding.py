@@ -1,0 +1,43 @@
+"""Independent random streams of one run, all derived from the run seed.
+
+Every source of randomness in a run (training episode starts, evaluation episode starts,
+exploration actions, torch, each replay sampler) draws from its own stream, spawned from the run
+seed with ``np.random.SeedSequence``: runs with seeds 0, 1, 2 share no episode start, and within
+a run the training and evaluation starts are disjoint. (Reset seeds of the form ``seed + episode``
+made run 1 replay run 0's start states shifted by one episode.)
+
+    episode_seed(run_seed, TRAIN_EPISODES, episode)  -> the env.reset seed of that episode
+    stream_seed(run_seed, REPLAY)                    -> a seed for one generator
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Stream ids (fixed forever: changing one changes every run's randomness).
+TRAIN_EPISODES = 1
+EVAL_EPISODES = 2
+EXPLORATION = 3      # uniform actions during the seed steps
+TORCH = 4            # torch's global generator (network initialisation, the agent's own RNG)
+REPLAY = 5           # the online replay's sampler
+DEMOS = 6            # the demo / offline source's sampler
+STREAMS = {"train_episodes": TRAIN_EPISODES, "eval_episodes": EVAL_EPISODES,
+           "exploration": EXPLORATION, "torch": TORCH, "replay": REPLAY, "demos": DEMOS}
+
+
+def stream_seed(run_seed: int, stream: int, index: int = 0) -> int:
+    """A 32-bit seed for item ``index`` of ``stream`` of the run ``run_seed`` (fits every
+    simulator: dm_control and numpy's legacy RandomState take < 2**32)."""
+    if isinstance(run_seed, bool) or not isinstance(run_seed, (int, np.integer)) or run_seed < 0:
+        raise ValueError(f"seed must be an integer >= 0 (got {run_seed!r})")
+    sequence = np.random.SeedSequence([int(run_seed), int(stream), int(index)])
+    return int(sequence.generate_state(1, np.uint32)[0])
+
+
+def episode_seed(run_seed: int, stream: int, episode: int) -> int:
+    """The reset seed of ``episode`` (0, 1, ...) in ``stream`` (TRAIN_EPISODES or EVAL_EPISODES)."""
+    return stream_seed(run_seed, stream, episode)
+
+
+def eval_seeds(run_seed: int, episodes: int) -> list[int]:
+    """The fixed start seeds of a run's evaluation episodes (the same at every evaluation)."""
+    return [episode_seed(run_seed, EVAL_EPISODES, i) for i in range(episodes)]
