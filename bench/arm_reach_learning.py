@@ -6,7 +6,7 @@ Runs the real training loop (`robo_rl.loops.online.train`) with a Hydra-composed
 same way `robo-rl train agent=sac task=arm/reach ...` does, then reads the run's eval.csv
 (success_rate: share of eval episodes in which info["success"] was ever true) and prints the
 curve and writes it as a PNG. Extra Hydra overrides can follow `--`, e.g.
-`-- agent.utd=2 agent.batch_size=128`.
+`-- agent.critic_steps_per_update=2 agent.batch_size=128`.
 
 Settings that make it learn on this budget: the task config's 50-step episodes
 (configs/task/arm/reach.yaml, max_episode_steps: 50) and SAC's initial temperature 0.05

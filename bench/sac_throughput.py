@@ -47,7 +47,7 @@ def robo_rl_steps_per_s(steps: int, warmup: int, threads: int, seed: int,
     from robo_rl.loops.online import train
 
     overrides = ["agent=sac", "task=gym/HalfCheetah-v5", "agent.hidden_dims=[256,256]", "agent.batch_size=256",
-                 "agent.utd=1", "train.replay_ratio=1", f"train.steps={warmup + steps}",
+                 "agent.critic_steps_per_update=1", "train.replay_ratio=1", f"train.steps={warmup + steps}",
                  f"train.seed_steps={warmup}", f"train.eval_every={10 * (warmup + steps)}", "train.eval_episodes=1",
                  f"train.checkpoint_every={10 * (warmup + steps)}", "train.video=false", "train.progress=false",
                  f"threads={threads}", "device=cpu", f"seed={seed}"]

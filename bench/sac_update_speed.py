@@ -148,7 +148,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--agent", default="sac", choices=["sac", "rlpd"])
-    parser.add_argument("--utd", type=int, default=1)
+    parser.add_argument("--utd", "--critic-steps-per-update", dest="utd", type=int, default=1,
+                        help="agent.critic_steps_per_update (critic minibatches per update)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                         help="robo_rl's SACConfig.precision (the plain baseline stays float32)")
@@ -167,7 +168,7 @@ def main():
         torch.set_num_threads(threads)
         ours_rates, plain_rates = [], []
         for _ in range(args.rounds):
-            ours = make_agent({"name": args.agent, "utd": args.utd, "seed": 0,
+            ours = make_agent({"name": args.agent, "critic_steps_per_update": args.utd, "seed": 0,
                                "precision": args.precision}, obs_space, action_space, args.device)
             ours_rates.append(rate(ours, source, args.seconds))
             if args.agent == "sac" and args.utd == 1 and args.device == "cpu":

@@ -36,7 +36,7 @@ def run_robo_rl(task: str, seed: int, steps: int, seed_steps: int, agent: str, u
                  f"train.checkpoint_every={steps}", "train.video=false", "train.progress=false",
                  f"threads={threads}", "device=cpu", f"seed={seed}"]
     if utd is not None:
-        overrides.append(f"agent.utd={utd}")
+        overrides.append(f"agent.critic_steps_per_update={utd}")
     overrides += extra
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50_000)
     parser.add_argument("--seed-steps", type=int, default=5_000)
     parser.add_argument("--agent", default="rlpd", help="robo_rl agent preset (configs/agent/)")
-    parser.add_argument("--utd", type=int, default=None, help="override the preset's UTD")
+    parser.add_argument("--utd", "--critic-steps-per-update", dest="utd", type=int, default=None,
+                        help="override the preset's agent.critic_steps_per_update (UTD at replay ratio 1)")
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more Hydra overrides for robo_rl, e.g. agent.critic_layer_norm=true")
     parser.add_argument("--label", default="", help="suffix of the robo_rl row's name (for --override runs)")

@@ -52,7 +52,9 @@ def test_unknown_names_list_the_valid_ones(override, expected, tmp_path):
 
 @pytest.mark.parametrize("override,needle", [
     ("agent.batch_size=0", "batch_size"),
-    ("agent.utd=0", "utd"),
+    ("agent.critic_steps_per_update=0", "critic_steps_per_update"),
+    ("train.steps=0", "train.steps"),
+    ("replay.demo_fraction=2", "demo_fraction"),
     ("train.replay_ratio=-1", "replay_ratio"),
 ])
 def test_invalid_values_rejected_before_work(override, needle, tmp_path):
@@ -67,6 +69,41 @@ def test_unknown_key_rejected(tmp_path):
     proc = run_cli("train", *SMALL_TRAIN, "train.stepz=5", f"hydra.run.dir={tmp_path / 'x'}")
     assert proc.returncode != 0
     assert "stepz" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("train.steps=abc", "train.steps"),
+    ("agent.lr=fast", "agent.lr"),
+    ("task.action_repeat=1.5", "task.action_repeat"),
+    ("replay.persist=maybe", "replay.persist"),
+])
+def test_wrong_types_are_named_without_a_traceback(override, needle, tmp_path):
+    proc = run_cli("train", override, f"hydra.run.dir={tmp_path / 'x'}")
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and "robo-rl: error:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_unwritable_run_dir_is_one_message(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = run_cli("train", *SMALL_TRAIN, f"hydra.run.dir={blocker / 'run'}")
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and str(blocker) in proc.stderr, proc.stderr
+    assert proc.stderr.count("robo-rl: error:") == 1
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    import os
+
+    os.environ["ROBO_RL_DEBUG"] = "1"
+    try:
+        proc = run_cli("train", *SMALL_TRAIN, "train.steps=0", f"hydra.run.dir={tmp_path / 'x'}")
+    finally:
+        del os.environ["ROBO_RL_DEBUG"]
+    assert proc.returncode == 2 and "Traceback" in proc.stderr and "train.steps must be > 0" in proc.stderr
 
 
 def test_truncated_checkpoint_gives_clear_error_and_is_not_overwritten(trained_run, tmp_path):
@@ -193,6 +230,25 @@ def test_pixel_training_runs_end_to_end(tmp_path):
     assert "trained 60 agent steps" in proc.stdout
     proc = run_cli("eval", f"checkpoint={run_dir / 'checkpoints/latest.pt'}", "episodes=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_energy_constraint_switches_the_arm_tasks_tank_on():
+    """The env the CLI's config builds has the tank (it trained without one before)."""
+    from conftest import compose_train_cfg
+    from robo_rl.envs import make_env
+    from robo_rl.loops.common import env_config
+
+    for constraint, has_tank in (("energy", True), ("none", False)):
+        cfg = compose_train_cfg([f"task=arm/contact_maze", f"constraint={constraint}"])
+        assert cfg.task.options.energy_tank is has_tank
+        env = make_env(env_config(cfg.task, 0), seed=0)
+        try:
+            assert (env.unwrapped.backend._env.tank is not None) is has_tank
+            obs, _ = env.reset(seed=1)
+            _, _, _, _, info = env.step(env.action_space.sample())
+            assert ("tank_energy" in info) is has_tank
+        finally:
+            env.close()
 
 
 def test_energy_constraint_needs_a_task_that_reports_cost(tmp_path):
