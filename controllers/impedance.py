@@ -476,7 +476,7 @@ class CartesianImpedanceController:
 
         # --- applied-torque passivity: predicted excess of this tick
         #     X_pred = (tau . qd + grad V . xdot) dt  must fit what the tank holds
-        torque_scale, rate_overridden = 1.0, False
+        torque_scale, rate_overridden, dropped = 1.0, False, 0.0
         if torque_budget is not None:
             # velocity over the coming tick, extrapolated from the last two (the work of the
             # held torque is tau . qd_{k+1} dt); spring term grad V . xdot + (1/2) xdot^T K xdot
@@ -531,12 +531,14 @@ class CartesianImpedanceController:
         self._qd_prev = qd
         self._v_start = storage_prev + energy           # V(x_k; r_k)
         self._last_dt = dt
-        energy -= released                              # reported jump of this tick, in all
+        energy += dropped                               # the reference update's own jump
+        released += dropped                             # spring storage handed back
         info = {"force": force, "clipped_error": np.array(clipped),
                 "power_nonpassive": energy / dt, "energy_nonpassive": energy,
                 "power_nonpassive_requested": energy_requested / dt,
                 "power_dissipated": power_dissipated, "passivity_scale": gamma,
-                "energy_excess": excess, "torque_scale": torque_scale,
+                "energy_excess": excess, "energy_released": released,
+                "torque_scale": torque_scale,
                 "rate_limit_overridden": rate_overridden,
                 "holding": self._holding, "rejected": rejected}
         return np.array(torque), info
@@ -617,6 +619,7 @@ class CartesianImpedanceController:
         info = {"force": zero6, "clipped_error": zero6.copy(), "power_nonpassive": 0.0,
                 "energy_nonpassive": 0.0, "power_nonpassive_requested": 0.0,
                 "power_dissipated": 0.0, "passivity_scale": 0.0, "energy_excess": 0.0,
+                "energy_released": 0.0,
                 "torque_scale": 1.0, "rate_limit_overridden": False, "holding": self._holding,
                 "rejected": reason}
         # the pose is unusable, so the work of the tick that ends here and of the one that

@@ -10,7 +10,8 @@
   the box (each coordinate ends between prev and the step-clipped value); a prev_target outside
   the box is pulled in (the box wins). Targets are 3 (position) or 7 (position + w,x,y,z).
 ``check(ee_pos, ee_quat, ee_vel, ee_force)`` runs every control tick: a speed or force above
-  its threshold latches a hold (the measured pose at that moment becomes the target, so the
+  its threshold (force and torque norms optionally low-pass filtered, ``force_filter``) latches a
+  hold (the measured pose at that moment becomes the target, so the
   spring force drops to zero) until ``reset_hold()``; ``hold_reason`` says what tripped it.
 Non-finite proposals are rejected (the previous target is returned, ``last_rejected`` says
 why); non-finite measurements trip the hold. Nothing raises on finite input.
@@ -43,6 +44,11 @@ class SafetyParams:
     max_angular_speed: float = 2.0          # rad/s
     max_force: float = 60.0                 # N, norm of the measured force
     max_torque: float = 10.0                # Nm, norm of the measured torque
+    # Per-check gain of a first-order low-pass on the force and torque norms before their
+    # thresholds (1 = none). Rigid simulated contacts (and real impacts) give one-tick spikes
+    # far above any sustained force: 0.1 per 2 ms tick is a ~20 ms time constant, so a 190 N
+    # single-tick spike reads 19 N while a 150 N push held for 20 ms reads ~130 N.
+    force_filter: float = 1.0
 
     def __post_init__(self):
         low, high = np.asarray(self.workspace_low, float), np.asarray(self.workspace_high, float)
@@ -55,6 +61,9 @@ class SafetyParams:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f"SafetyParams.{name}={value} must be finite and > 0")
+        if not 0.0 < self.force_filter <= 1.0:
+            raise ValueError(f"SafetyParams.force_filter={self.force_filter} must be in (0, 1] "
+                             "(1: no filter)")
         if (self.orientation_reference is None) != (self.orientation_limit is None):
             raise ValueError("SafetyParams.orientation_reference and orientation_limit go "
                              "together: set both (orientation box) or neither")
@@ -86,6 +95,7 @@ class SafetyLimits:
         self.hold_reason: str | None = None
         self.hold_target: np.ndarray | None = None
         self.last_rejected: str | None = None
+        self._force_filtered = self._torque_filtered = 0.0
         self._last_target = None if target is None else [float(v) for v in target]
 
     def reset_hold(self) -> None:
@@ -93,6 +103,7 @@ class SafetyLimits:
         self.holding = False
         self.hold_reason = None
         self.hold_target = None
+        self._force_filtered = self._torque_filtered = 0.0
 
     # ------------------------------------------------------------------ per action
     def clip_target(self, prev_target: Sequence[float] | None,
@@ -174,6 +185,12 @@ class SafetyLimits:
             wrench = ee_force.tolist() if isinstance(ee_force, np.ndarray) else list(ee_force)
             force = math.sqrt(wrench[0] ** 2 + wrench[1] ** 2 + wrench[2] ** 2)
             torque = math.sqrt(sum(v * v for v in wrench[3:6]))
+            beta = p.force_filter
+            if beta < 1.0 and math.isfinite(force + torque):
+                force = self._force_filtered = self._force_filtered + beta * (
+                    force - self._force_filtered)
+                torque = self._torque_filtered = self._torque_filtered + beta * (
+                    torque - self._torque_filtered)
             if not math.isfinite(force + torque):
                 reason = "measured force not finite"
             elif force > p.max_force:

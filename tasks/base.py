@@ -81,6 +81,15 @@ class ArmTaskConfig:
     impedance: ImpedanceParams = field(default_factory=ImpedanceParams)
     tank: EnergyTankParams = field(default_factory=EnergyTankParams)
     safety: SafetyParams | None = None  # None: workspace box + per-step limits from above
+    # Per-tick safety trips (used when safety is None): a measured TCP speed or wrist F/T
+    # wrench (tool weight removed) above these latches a hold for the rest of the episode.
+    # Scripted policies peak at 0.35 m/s, 0.17 rad/s, 29 N / 2.6 N m filtered-free contact
+    # (contact_maze) and a one-tick 190 N / 9 N m impact spike (peg_insert bottoming out).
+    max_linear_speed: float = 1.0       # m/s, TCP
+    max_angular_speed: float = 2.0      # rad/s, TCP
+    max_force: float = 100.0            # N, wrist force norm, after force_filter
+    max_torque: float = 20.0            # N m, wrist torque norm (about the sensor), filtered
+    force_filter: float = 0.1           # per-tick low-pass gain on the F/T norms (~20 ms)
 
 
 class ArmTask(gym.Env):
@@ -127,7 +136,12 @@ class ArmTask(gym.Env):
         safety = config.safety or SafetyParams(workspace_low=config.workspace_low,
                                                 workspace_high=config.workspace_high,
                                                 max_step_translation=config.pos_action_scale,
-                                                max_step_rotation=config.rot_action_scale)
+                                                max_step_rotation=config.rot_action_scale,
+                                                max_linear_speed=config.max_linear_speed,
+                                                max_angular_speed=config.max_angular_speed,
+                                                max_force=config.max_force,
+                                                max_torque=config.max_torque,
+                                                force_filter=config.force_filter)
         self.safety = SafetyLimits(safety)
         if config.variable_impedance:
             lo, hi = config.stiffness_range
@@ -352,17 +366,40 @@ class ArmTask(gym.Env):
         controller_step, arm_state = self.controller.step, self._arm_state  # hoisted: 50x/step
         ctrl_arm = self._ctrl_arm
         target_pos, target_quat, stiffness = self.target_pos, self.target_quat, self.stiffness
+        safety = self.safety
+        safety_check, holding = safety.check, safety.holding
+        jac_arm, qvel_arm, dot = self._jac_arm, d.qvel[:self.n_arm], np.dot
         for _ in range(self.ticks_per_step):
             mujoco.mj_step1(m, d)
-            tau, info = controller_step(arm_state(False), target_pos, target_quat, stiffness, dt)
-            # injected: what the non-passive part delivered (with a tank: what it paid);
-            # returned: energy it handed back (negative jumps, e.g. stiffness lowered)
-            energy_nonpassive = info["energy_nonpassive"]
-            if energy_nonpassive > 0.0:
-                energy_injected += info["energy_cost"] if tank is not None else energy_nonpassive
+            state = arm_state(False)
+            # per-tick safety trips on the measured TCP pose, twist J qd and wrist wrench
+            # (sensor frame, tool weight removed; norms are frame-independent). The F/T values
+            # are those of the last mj_step2, i.e. one tick old, as a real sensor's are.
+            if not holding and safety_check(state.ee_pos, state.ee_quat, dot(jac_arm, qvel_arm),
+                                            self._wrench()):
+                holding = True
+                # the reference jumps to the measured pose (spring force 0 from this tick on,
+                # damping stays); the released storage is returned energy, never drawn
+                energy_returned -= self.controller.hold_at(state)
+                hold = safety.hold_target
+                self.target_pos = target_pos = np.array(hold[:3])
+                self.target_quat = target_quat = quat_normalize(hold[3:])
+            tau, info = controller_step(state, target_pos, target_quat, stiffness, dt)
+            # injected: energy the controller delivered beyond its spring (reference jumps and
+            # the realized excess of the applied torque; with a tank: what the tank paid);
+            # returned: energy it handed back (negative jumps, e.g. stiffness lowered);
+            # dissipated: realized negative excess (the damper's share, measured on the plant)
+            energy_nonpassive, excess = info["energy_nonpassive"], info["energy_excess"]
+            if tank is not None:
+                energy_injected += info["energy_cost"]
             else:
+                energy_injected += (energy_nonpassive if energy_nonpassive > 0.0 else 0.0) + (
+                    excess if excess > 0.0 else 0.0)
+            if energy_nonpassive < 0.0:
                 energy_returned -= energy_nonpassive
-            energy_dissipated += info["power_dissipated"] * dt
+            energy_returned += info["energy_released"]     # spring releases (tank fallback)
+            if excess < 0.0:
+                energy_dissipated -= excess
             rejected = info["rejected"] or rejected
             ctrl_arm[:] = tau
             mujoco.mj_step2(m, d)
@@ -380,10 +417,15 @@ class ArmTask(gym.Env):
             info["tank_energy"] = float(self.tank.energy)
         if rejected is not None:
             info["controller_rejected"] = rejected
+        info["safety_hold"] = bool(holding)
+        if holding:
+            info["hold_reason"] = str(safety.hold_reason)
         reward, cost = self.reward_fn(obs_before, action, obs, info)
         info["cost"] = float(cost)
         terminated = bool(success and c.terminate_on_success)
-        truncated = self.step_count >= c.episode_steps and not terminated
+        # a safety hold ends the episode at the end of the step in which it tripped: it is
+        # truncated (the MDP did not terminate; the robot was stopped), reset() clears it
+        truncated = (self.step_count >= c.episode_steps or holding) and not terminated
         if terminated or truncated:
             self._episode_ready = False
         return obs, float(reward), terminated, truncated, info

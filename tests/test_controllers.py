@@ -542,3 +542,44 @@ def test_bad_params_raise_clear_errors():
     ctrl = CartesianImpedanceController(ImpedanceParams(), 7)
     with pytest.raises(ValueError, match="jacobian"):
         ctrl.reset(ArmState(np.zeros(7), np.zeros(7), np.zeros(3), IDENTITY, np.zeros((7, 6))))
+
+
+def test_hold_drops_the_spring_force_at_once_and_keeps_damping():
+    """Regression: a force trip with the reference 2 cm away used to leave the spring pushing
+    20 N at 100 ms (the held target went through the reference filter and the error clip)."""
+    params = free_body_params(filter_alpha=0.01)
+    for wrapped in (False, True):
+        ctrl = CartesianImpedanceController(params, 6)
+        pf = PassivityFilter(ctrl, EnergyTank()) if wrapped else ctrl
+        body = FreeBody()
+        pf.reset(body.state())
+        target = np.array([0.02, 0.0, 0.0])
+        for _ in range(300):                     # reference filters ~2 cm toward the target
+            pf.step(body.state(), target, IDENTITY)
+        assert np.linalg.norm(ctrl.reference_pos - body.pos) > 0.015
+        body.vel[0] = 0.05
+        safety = SafetyLimits(SafetyParams())
+        assert safety.check(body.pos, body.quat, body.vel, np.array([80.0, 0.0, 0.0]))
+        drawn = pf.tank.total_drawn if wrapped else None
+        tank_before = pf.tank.energy if wrapped else None
+        stored = storage(body.pos, body.quat, ctrl.reference_pos, ctrl.reference_quat,
+                         ctrl.stiffness)
+        released = pf.hold_at(body.state())
+        assert released == pytest.approx(-stored, rel=1e-12) and stored > 0.1
+        assert ctrl.holding
+        if wrapped:   # returned into the tank, never drawn
+            assert pf.tank.total_drawn == drawn
+            assert pf.tank.energy == pytest.approx(min(tank_before - released, 2.0))
+        spring = []
+        for tick in range(300):
+            # the caller keeps sending the old target: the latched hold ignores it
+            tau, info = pf.step(body.state(), target, IDENTITY)
+            spring.append(np.linalg.norm(ctrl.stiffness * info["clipped_error"]))
+            if tick == 0:
+                assert spring[0] == 0.0                              # exactly: ref = pose
+                assert info["force"][0] == pytest.approx(-2 * math.sqrt(2000) * 0.05)  # damper
+            body.step(tau)
+        np.testing.assert_allclose(ctrl.reference_pos, safety.hold_target[:3])
+        assert spring[100] < 0.5 and spring[299] < 0.5     # N (was 20 N and 8.9 N)
+        pf.reset(body.state())
+        assert not ctrl.holding

@@ -159,3 +159,60 @@ def test_free_body_without_applied_torque_accounting_breaks_the_bound():
         stored = ctrl.storage(body.pos, body.quat)
         worst = max(worst, work + stored - booked)
     assert worst > 0.05       # J: kinetic energy 0.5 J, KE + V rose to ~0.58 J
+
+
+ARM_POLICY_STEPS = 1000       # x 50 ticks = 50,000 MuJoCo ticks (~5 s here)
+
+
+def test_mujoco_arm_plant_work_is_bounded_by_the_tank():
+    """arm/reach with the energy tank, the Franka torque limits (ctrlrange and the controller's
+    87/12 N m) and the 1000 N m/s rate limit: random set-points, stiffness swinging 300-2000
+    N/m and random wrenches pushed onto the tool. The work is measured on MuJoCo's data:
+    qfrc_actuator of tick k (the actuator force after MuJoCo's clamp) times qpos_{k+1} - qpos_k."""
+    from robo_rl.tasks import make_task
+
+    env = make_task("reach", seed=0, energy_tank=True, variable_impedance=True,
+                    rotation_action=True, episode_steps=ARM_POLICY_STEPS,
+                    terminate_on_success=False, max_force=1e9, max_torque=1e9,
+                    max_linear_speed=1e9, max_angular_speed=1e9)   # no safety holds here
+    env.reset(seed=0)
+    pf, d, n = env.controller, env.data, env.n_arm
+    ctrl, tank = pf.controller, pf.tank
+    rows = {"q": [], "frc": [], "pos": [], "quat": [], "ref_pos": [], "ref_quat": [], "k": [],
+            "tank": []}
+    step = pf.step
+
+    def recording(state, *args, **kwargs):
+        rows["q"].append(d.qpos[:n].copy())
+        rows["frc"].append(d.qfrc_actuator[:n].copy())     # what the last tick applied
+        rows["pos"].append(state.ee_pos.copy())
+        rows["quat"].append(state.ee_quat.copy())
+        tau, info = step(state, *args, **kwargs)
+        rows["ref_pos"].append(ctrl.reference_pos)
+        rows["ref_quat"].append(ctrl.reference_quat)
+        rows["k"].append(ctrl.stiffness)
+        rows["tank"].append(tank.energy)
+        return tau, info
+
+    pf.step = recording
+    rng = np.random.default_rng(0)
+    for i in range(ARM_POLICY_STEPS):
+        action = rng.uniform(-1.0, 1.0, env.action_space.shape)
+        action[6] = 1.0 if i % 2 == 0 else -1.0              # stiffness 2000 <-> 300 N/m
+        d.xfrc_applied[env.tool_body, :3] = rng.normal(0.0, 15.0, 3) * (rng.random() < 0.5)
+        d.xfrc_applied[env.tool_body, 3:] = rng.normal(0.0, 1.0, 3) * (rng.random() < 0.5)
+        _, _, terminated, truncated, _ = env.step(action)
+        assert not terminated and not (truncated and i < ARM_POLICY_STEPS - 1)
+    arr = {key: np.array(value) for key, value in rows.items()}
+    # tick k applied frc[k + 1] while the arm moved q[k] -> q[k + 1]
+    work = np.einsum("ij,ij->i", arr["frc"][1:], np.diff(arr["q"], axis=0))
+    assert np.all(np.abs(arr["frc"][1:, :4]) <= 87.0) and np.all(np.abs(arr["frc"][1:, 4:]) <= 12.0)
+    storage = batch_storage(arr["pos"], arr["quat"], arr["ref_pos"], arr["ref_quat"], arr["k"])
+    booked = np.concatenate([[0.0], np.cumsum(work)]) + storage      # W up to k-1 + V(x_k; r_k)
+    params = env.config.tank
+    assert np.all(booked <= params.initial_energy - arr["tank"] + TOL), np.max(
+        booked - params.initial_energy + arr["tank"])
+    window = booked - np.minimum.accumulate(booked + arr["tank"])
+    assert np.max(window) <= -params.min_energy + TOL
+    assert tank.total_overdraft == 0.0
+    assert np.max(np.cumsum(np.maximum(work, 0.0))) > 1.0     # the torque did real work

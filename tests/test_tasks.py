@@ -372,3 +372,58 @@ def test_energy_tank_keeps_injected_energy_within_the_passivity_budget():
     filtered = make_task("contact_maze", variable_impedance=True, energy_tank=True)
     assert cumulative_energy_excess(unfiltered, actions) > 0.1  # the bound is broken without it
     assert cumulative_energy_excess(filtered, actions) <= 1e-9
+
+
+# --------------------------------------------------------------------------- safety hold
+def record_ticks(env):
+    """Wrap the task's controller step to keep every tick's info (end-to-end observation)."""
+    ticks, step = [], env.controller.step
+
+    def recording(*args, **kwargs):
+        tau, info = step(*args, **kwargs)
+        ticks.append(info)
+        return tau, info
+
+    env.controller.step = recording
+    return ticks
+
+
+@pytest.mark.parametrize("energy_tank", [False, True])
+def test_hard_push_trips_a_hold_through_the_task_step(energy_tank):
+    env = make_task("reach", seed=0, energy_tank=energy_tank)
+    env.reset(seed=0)
+    for _ in range(2):
+        _, _, _, truncated, info = env.step(np.array([1.0, 0.0, 0.0]))   # reference lags 2 cm
+        assert not info["safety_hold"] and not truncated
+    ticks = record_ticks(env)
+    env.data.xfrc_applied[env.tool_body, :3] = (0.0, 0.0, -400.0)       # hard push down
+    _, _, terminated, truncated, info = env.step(np.array([1.0, 0.0, 0.0]))
+    assert info["safety_hold"] and "force" in info["hold_reason"]
+    assert truncated and not terminated
+    first = next(i for i, t in enumerate(ticks) if t["holding"])
+    stiffness = env.controller.controller.stiffness if energy_tank else env.controller.stiffness
+    spring = [np.linalg.norm(stiffness[:3] * t["clipped_error"][:3]) for t in ticks]
+    assert spring[first - 1] > 5.0          # the spring was pulling toward the lagging reference
+    assert spring[first] == 0.0             # the reference jumped to the measured pose
+    assert spring[first + 1] < 5.0          # next tick: K * one tick of motion (~1 m/s * 2 ms)
+    damping = np.linalg.norm(np.asarray(ticks[first]["force"][:3]))
+    assert damping > 0.1                    # the damper still acts on the moving arm
+    np.testing.assert_allclose(env.target_pos, env.safety.hold_target[:3])
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(3))
+    env.data.xfrc_applied[:] = 0.0
+    env.reset(seed=1)
+    assert not env.safety.holding and not env.controller.holding
+    _, _, _, truncated, info = env.step(np.zeros(3))
+    assert not info["safety_hold"] and not truncated and "hold_reason" not in info
+
+
+def test_scripted_episodes_never_trip_the_hold():
+    for name in TASKS:
+        env = make_task(name, seed=0)
+        env.reset(seed=0)
+        for _ in range(env.config.episode_steps):
+            _, _, terminated, truncated, info = env.step(scripted_policy(env))
+            assert not info["safety_hold"], (name, info.get("hold_reason"))
+            if terminated or truncated:
+                break
