@@ -232,7 +232,7 @@ class CartesianImpedanceController:
         self._integral = [0.0] * 6
         self._tau_list = [0.0] * self.n_joints   # last commanded torque
         self._v_start = None     # V(x_{k-1}; r_{k-1}) of the last tick (None: nothing to book)
-        self._qd_prev = None
+        self._qd_prev = self._q_prev = None
         self._last_dt = 0.0
         self._holding = False
         posture = (nullspace_posture if nullspace_posture is not None
@@ -355,19 +355,21 @@ class CartesianImpedanceController:
                     if not self._holding else None)
 
         # --- realized excess of the previous tick (module docstring, "Applied torque"):
-        # work of the torque applied over it, tau_{k-1} . qd_k dt_{k-1}, plus the change of
-        # the spring storage over the motion, V(x_k; r_{k-1}) - V(x_{k-1}; r_{k-1}).
+        # work of the torque held over it, tau_{k-1} . (q_k - q_{k-1}) (exact for a held
+        # torque, whatever the integrator), plus the change of the spring storage over the
+        # motion, V(x_k; r_{k-1}) - V(x_{k-1}; r_{k-1}).
         clip = self._clip
         ref_pos, ref_quat, ref_k = self._ref_pos, self._ref_quat, self._stiffness
         storage_prev = huber_storage(self._pose_error(ee_pos, ee_quat, ref_pos, ref_quat),
                                      ref_k, clip)
         qd = state.qd.tolist()
+        q = state.q.tolist()
         excess = released = 0.0
         if self._v_start is not None:
             work = 0.0
-            for t, v in zip(self._tau_list, qd):
-                work += t * v
-            excess = work * self._last_dt + storage_prev - self._v_start
+            for t, a, b in zip(self._tau_list, q, self._q_prev):
+                work += t * (a - b)
+            excess = work + storage_prev - self._v_start
             if not math.isfinite(excess):
                 excess = 0.0
         if tank is not None:
@@ -528,7 +530,7 @@ class CartesianImpedanceController:
         self._ref_pos, self._ref_quat, self._stiffness = cand_pos, cand_quat, cand_k
         self._integral = integral
         self._tau_list = torque
-        self._qd_prev = qd
+        self._qd_prev, self._q_prev = qd, q
         self._v_start = storage_prev + energy           # V(x_k; r_k)
         self._last_dt = dt
         energy += dropped                               # the reference update's own jump

@@ -25,7 +25,7 @@ import pytest
 
 from robo_rl.controllers import (ArmState, CartesianImpedanceController, EnergyTank,
                                  EnergyTankParams, ImpedanceParams, PassivityFilter,
-                                 quat_multiply, quat_to_rotvec, rotvec_to_quat)
+                                 quat_multiply, rotvec_to_quat)
 
 DT = 0.001
 TOL = 1e-9
@@ -55,16 +55,17 @@ class FreeBody:
         self.pos = np.zeros(3)
         self.quat = np.array([1.0, 0.0, 0.0, 0.0])
         self.vel = np.zeros(6)
+        self.turned = np.zeros(3)   # integral of the angular velocity: the rotational "joints"
 
     def state(self):
-        return ArmState(q=np.concatenate([self.pos, quat_to_rotvec(self.quat)]),
-                        qd=self.vel.copy(), ee_pos=self.pos.copy(), ee_quat=self.quat.copy(),
-                        jacobian=np.eye(6))
+        return ArmState(q=np.concatenate([self.pos, self.turned]), qd=self.vel.copy(),
+                        ee_pos=self.pos.copy(), ee_quat=self.quat.copy(), jacobian=np.eye(6))
 
     def step(self, wrench, external, dt=DT):
         """-> work of ``wrench`` over the step (the displacement is vel_{k+1} dt)."""
         self.vel += (wrench + external) * dt
         self.pos += self.vel[:3] * dt
+        self.turned += self.vel[3:] * dt
         self.quat = np.array(quat_multiply(rotvec_to_quat(self.vel[3:] * dt), self.quat))
         return float(np.dot(wrench, self.vel)) * dt
 
@@ -167,7 +168,7 @@ ARM_POLICY_STEPS = 1000       # x 50 ticks = 50,000 MuJoCo ticks (~5 s here)
 def test_mujoco_arm_plant_work_is_bounded_by_the_tank():
     """arm/reach with the energy tank, the Franka torque limits (ctrlrange and the controller's
     87/12 N m) and the 1000 N m/s rate limit: random set-points, stiffness swinging 300-2000
-    N/m and random wrenches pushed onto the tool. The work is measured on MuJoCo's data:
+    N/m, random wrenches pushed onto the tool and joints kicked to 1.5 rad/s. The work is measured on MuJoCo's data:
     qfrc_actuator of tick k (the actuator force after MuJoCo's clamp) times qpos_{k+1} - qpos_k."""
     from robo_rl.tasks import make_task
 
@@ -201,6 +202,8 @@ def test_mujoco_arm_plant_work_is_bounded_by_the_tank():
         action[6] = 1.0 if i % 2 == 0 else -1.0              # stiffness 2000 <-> 300 N/m
         d.xfrc_applied[env.tool_body, :3] = rng.normal(0.0, 15.0, 3) * (rng.random() < 0.5)
         d.xfrc_applied[env.tool_body, 3:] = rng.normal(0.0, 1.0, 3) * (rng.random() < 0.5)
+        if i % 10 == 5:   # a joint pushed to 1.5 rad/s (the review's case), between ticks
+            d.qvel[rng.integers(n)] = rng.choice([-1.5, 1.5])
         _, _, terminated, truncated, _ = env.step(action)
         assert not terminated and not (truncated and i < ARM_POLICY_STEPS - 1)
     arr = {key: np.array(value) for key, value in rows.items()}
