@@ -42,18 +42,78 @@ reference jumps from r_{k-1} to r_k and
 Summing the spring work over ticks telescopes, sum_k [V(x_k; r_k) - V(x_{k+1}; r_k)] =
 V(x_0; r_0) - V(x_N; r_{N-1}) + sum_k dE_np(k) <= V(x_0; r_0) + sum_k dE_np(k), so an energy
 tank that pays every positive dE_np (and is refilled by at most what the damper dissipated)
-bounds the energy the controller can ever hand to the robot. Caveats, stated honestly: the
-bound on the passive part is exact for the translational spring in continuous time; with
-zero-order-hold torques and for the rotational spring (Huber on the world-frame rotation
-vector is the potential of the torque only to first order in the error angle) it holds up to
-O(dt) and second-order-in-angle terms. The integral term is an active element and is off by
-default; PassivityFilter refuses to wrap a controller that enables it.
+bounds the energy the controller can ever hand to the robot -- if the torque that reaches the
+robot were the spring + damper's. It is not (rate limit, torque limit, zero-order hold,
+Coriolis feed-forward), and the rotational Huber spring on the world-frame rotation vector is
+the potential of its torque only to first order in the error angle; so the tank also books
+the *measured* excess of the applied torque, see "Applied torque" below. The integral term is
+an active element and is off by default; PassivityFilter refuses to wrap a controller that
+enables it.
+
+Applied torque (why the storage jumps alone are not enough, and what the tank books instead).
+The torque that reaches the joints is not the law's: it is rate-limited around the last command
+(max_torque_rate, 1 Nm per 1 ms tick by default), clipped to torque_limit, held constant over
+the tick (zero-order hold), and it carries the Coriolis feed-forward. Each of these does work
+the spring/damper picture does not see: a lagging or saturated torque brakes less than the
+spring "stores", so V later hands back energy the plant never gave (measured: a unit mass
+pushed at 1 m/s into a fixed set-point, KE + V 0.500 -> 0.581 J with nothing drawn). The
+Coriolis term is not work-free either: for the measured c = C(q, qd) qd, qd^T c =
+(1/2) qd^T Mdot qd (Mdot - 2C is skew, not C), e.g. 0.1-1.6 W on the simulated Panda at
+~1 rad/s joint speeds. Rather than model each element, the filter measures, with storage
+S = V + T (spring + tank), the excess of every tick once it is over:
+
+    X_k = tau_k . (q_{k+1} - q_k) + V(x_{k+1}; r_k) - V(x_k; r_k)        ("energy_excess")
+
+tau_k is the torque this controller returned (after rate limit and clip) and is held over the
+tick, so tau_k . (q_{k+1} - q_k) is exactly the work it did on the plant, for any integrator;
+V is a function of the measured pose, so no potential/gradient approximation enters (the
+rotational Huber spring is only approximately the potential of its torque; that only moves
+energy between "spring" and "excess", the sum is measured). X_k is booked at tick k+1:
+X > 0 drawn from the tank, X < 0 (dissipation: damper, joint friction seen through the port,
+a torque that brakes more than the spring) refilled at refill_fraction. Summing, with the
+reference jumps dE_np booked as before,
+
+    W(0..N) + V(x_N; r_{N-1}) - V(x_0; r_{-1}) = sum X + sum dE_np = T_0 - T_N - discarded
+
+so the energy delivered to the plant over any window is at most the tank level above its
+floor at the window's start: W + dV <= T(i) - T_min. tests/test_plant_energy.py measures
+exactly this on a free body and on the MuJoCo arm, production limits on.
+
+X_k is only known after the tick, so the torque is chosen against a prediction: with the tank
+level H left after booking X_{k-1} and dE_np,
+
+    X_pred = tau . qd_ext dt + (grad V . xdot + (1/2) dt xdot^T K xdot) dt <= H
+
+where qd_ext extrapolates the velocity over the coming tick from the last two (the held
+torque acts on qd_{k+1}) and (1/2) xdot^T K xdot dt^2 bounds the Huber storage's second-order
+term. If the rate-limited, clipped torque violates it, in this order:
+  1. the torque moves along the segment toward the corner of its rate/limit box with the least
+     power tau . qd_ext (the box is convex, so both limits keep holding), just far enough;
+  2. if even the corner does not fit, the spring is released: the reference jumps to the
+     measured pose (V -> 0, grad V = 0; the storage goes back into the tank as returned energy)
+     and step 1 is repeated without the spring term;
+  3. if still short (a torque lagging *along* a velocity an impact just reversed; the rate box
+     cannot turn it fast enough), the torque is scaled toward zero until it fits. This leaves
+     the rate box (never the torque limits); ``ImpedanceParams.passivity_over_rate_limit``
+     False keeps the rate limit instead and leaves that energy unpaid (EnergyTank
+     .total_overdraft counts it). info["rate_limit_overridden"] says when it happened.
+When the realized X_{k-1} exceeds the tank (the prediction missed: an impact inside the tick,
+third-order terms), the spring is released first and its storage pays; only what is left
+after both would be overdraft (0 in the tests' 10^5 adversarial free-body ticks and 5*10^4
+MuJoCo ticks). What remains approximate: q is the measured joint position (exact in
+simulation; on hardware encoder resolution), the prediction (not the booking) assumes smooth
+velocity, and a tick whose state is NaN (_hold_torque) books nothing for the ticks around it.
 
 Given ``energy_limit`` (the tank's available energy), a reference update whose dE_np exceeds
 it is scaled back: r(gamma) = r_{k-1} + gamma (r_k - r_{k-1}) (slerp for orientation) with
 gamma = limit / dE_np first, halved until dE_np(gamma) <= limit (V is not convex in gamma when
 the set-point and K move together), and gamma = 0 (hold the previous reference, dE_np = 0
 exactly) as the last resort. So the delivered non-passive energy never exceeds the limit.
+
+Safety hold: ``hold_at(state)`` jumps the reference and target to the measured pose (no filter,
+no clip in the way: the spring force is zero on that tick), latches until reset() /
+release_hold(), and keeps the damper and nullspace term. It only lowers V (to 0), so it is
+passive; the released storage is reported (PassivityFilter returns it into the tank).
 
 Bad input never raises mid-tick: a non-finite / mis-shaped / out-of-range target or stiffness
 is ignored (the previous target is held) and ``info["rejected"]`` says why; a non-finite state

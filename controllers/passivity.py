@@ -18,10 +18,23 @@ exactly and T = T_0 + refilled + returned - drawn. Hence the invariant the tests
 Energy that does not fit under T_max is discarded (never counted), which only tightens it.
 
 The tank alone can only report gamma; it cannot undo an update already applied. The
-PassivityFilter below wraps a CartesianImpedanceController: it hands the tank's available
-energy to the controller as ``energy_limit`` so the controller scales its reference/stiffness
-update by gamma *before* applying it (see impedance.py for the exact per-tick energy and the
-scaling), then books the applied energy and the dissipation into the tank.
+PassivityFilter below wraps a CartesianImpedanceController and hands it the tank; per tick the
+controller books, in order (impedance.py, "Applied torque"):
+  1. the realized excess of the previous tick, X = tau . (q_k - q_{k-1}) + (V after the motion -
+     V before): the work the torque that actually reached the joints (rate-limited, clipped,
+     with the Coriolis feed-forward) did beyond what the spring storage gave up. X > 0 is
+     drawn, X < 0 is dissipation (refilled at refill_fraction). If the tank cannot pay X the
+     spring is released first (reference := measured pose, its storage returned);
+  2. the reference/stiffness jump dE_np, scaled by gamma to what the tank holds;
+  3. then it picks the applied torque so that the predicted excess of the coming tick fits
+     what is left (least-power point of the rate/limit box, spring release, and as a last
+     resort a torque scaled toward zero outside the rate box).
+So the guarantee is about the plant: the energy the controller delivers to the robot over any
+window is at most the spring storage it gives up plus the tank level above its floor at the
+window's start, W + dV <= T(i) - T_min (measured in tests/test_plant_energy.py with the
+production rate and torque limits on). Dissipation is no longer the predicted xdot^T D xdot
+but what the plant actually gave up, so a lagging torque or the zero-order hold cannot refill
+the tank with energy that was never removed.
 """
 
 from __future__ import annotations
@@ -160,7 +173,8 @@ class PassivityFilter:
         pf.reset(state)
         tau, info = pf.step(state, target_pos, target_quat, stiffness=None, dt=0.001)
 
-    info is the controller's info plus tank_energy and energy_cost (J drawn this tick).
+    info is the controller's info plus tank_energy and energy_cost (J drawn this tick, all
+    bookings together). ``hold_at(state)`` is the safety hold (returns the released storage).
     """
 
     def __init__(self, controller: CartesianImpedanceController, tank: EnergyTank):
