@@ -482,7 +482,8 @@ class CartesianImpedanceController:
 
         torque_budget = None
         if tank is not None:
-            tank.exchange(energy, 0.0)     # a negative jump is handed back into the tank
+            if energy != 0.0:
+                tank.exchange(energy, 0.0)     # a negative jump is handed back into the tank
             torque_budget = tank.available_energy
 
         # --- Cartesian wrench F = -K e_c - D xdot - K_i e_int
@@ -544,17 +545,19 @@ class CartesianImpedanceController:
             # held torque is tau . qd_{k+1} dt); spring term grad V . xdot + (1/2) xdot^T K xdot
             # dt, the Huber storage's curvature bound for the zero-order hold
             prev = self._qd_prev
-            if prev is not None and len(prev) == len(qd):
-                ratio = dt / self._last_dt
-                velocity = [v + ratio * (v - p) for v, p in zip(qd, prev)]
-            else:
-                velocity = qd
             spring_power += 0.5 * dt * curvature
             power = spring_power
-            for t, v in zip(torque, velocity):
-                power += t * v
+            if prev is not None:
+                ratio = dt / self._last_dt
+                for t, v, p in zip(torque, qd, prev):
+                    power += t * (v + ratio * (v - p))
+            else:
+                for t, v in zip(torque, qd):
+                    power += t * v
             predicted = power * dt
             if predicted > torque_budget:
+                velocity = (qd if prev is None else
+                            [v + ratio * (v - p) for v, p in zip(qd, prev)])
                 boxed = torque
                 torque, torque_scale, short = self._least_power_torque(
                     boxed, velocity, torque_step, spring_power, dt, predicted, torque_budget)

@@ -427,3 +427,16 @@ def test_scripted_episodes_never_trip_the_hold():
             assert not info["safety_hold"], (name, info.get("hold_reason"))
             if terminated or truncated:
                 break
+
+
+def test_per_tick_wrench_has_the_observation_wrench_norms_in_contact():
+    env = make_task("peg_insert", seed=0)
+    env.reset()
+    env.goal = env.goal + np.array([0.04, 0.0, 0.0])   # press beside the hole
+    for _ in range(30):
+        env.step(scripted_policy(env))
+    wrench, fast = env._wrench(), np.array(env._tick_wrench())
+    assert np.linalg.norm(wrench[:3]) > 5.0
+    np.testing.assert_allclose(np.linalg.norm(fast[:3]), np.linalg.norm(wrench[:3]), rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(fast[3:]), np.linalg.norm(wrench[3:]), rtol=1e-9,
+                               atol=1e-12)
