@@ -10,14 +10,18 @@ policies:
               stiffness that swings between the ends of its range every policy step (raising K
               while the spring is stretched injects energy: the non-passive part).
 Per episode, from the task's per-step info (sums over the 500 Hz controller ticks):
-  injected   energy the controller's non-passive part delivered (reference/stiffness jumps);
-  budget     tank energy above its floor at the start (T_0 - T_min) + energy the damper
-             dissipated + energy the non-passive part handed back; the passivity bound says
-             injected <= budget at every moment;
+  injected   energy the controller delivered beyond its spring: reference/stiffness jumps plus
+             the realized excess of the applied (rate-limited, clipped) torque, i.e. its work
+             on the arm minus the spring storage it gave up (with the tank: what the tank paid);
+  budget     tank energy above its floor at the start (T_0 - T_min) + energy the plant gave
+             up through the controller (realized dissipation) + energy handed back (negative
+             jumps, spring releases); the passivity bound says injected <= budget at every
+             moment (tests/test_plant_energy.py checks it on the plant's own work);
   violation  max over the episode of injected - budget, clipped at 0 (J);
   peak force the largest wrist force (tool weight removed) seen at the 10 Hz policy rate.
 The table reports episodes with a violation, the largest violation, the mean injected energy,
-the peak contact force (max over episodes) and the success rate.
+the peak contact force (max over episodes), the success rate and the episodes a safety hold
+ended (per-tick speed/force trip, ArmTaskConfig.max_force etc.).
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class EpisodeResult:
     injected: float    # J
     peak_force: float  # N
     success: bool
+    hold: bool         # a safety hold ended the episode
 
 
 def scripted(env, rng, step: int, noise: float) -> np.ndarray:
@@ -71,7 +76,8 @@ def run_episode(env, policy, seed: int, noise: float) -> EpisodeResult:
         peak_force = max(peak_force, float(np.linalg.norm(env._wrench()[:3])))
         if terminated or truncated:
             break
-    return EpisodeResult(max(violation, 0.0), injected, peak_force, bool(info["success"]))
+    return EpisodeResult(max(violation, 0.0), injected, peak_force, bool(info["success"]),
+                         bool(info.get("safety_hold", False)))
 
 
 def main() -> None:
@@ -89,7 +95,7 @@ def main() -> None:
           f"0..{args.episodes - 1}), tank T_0={tank.initial_energy} J, T_min={tank.min_energy} J, "
           f"T_max={tank.max_energy} J")
     header = (f"{'policy':<16} {'controller':<11} {'violating eps':>13} {'max violation J':>15} "
-              f"{'mean injected J':>15} {'peak force N':>12} {'success':>8}")
+              f"{'mean injected J':>15} {'peak force N':>12} {'success':>8} {'holds':>6}")
     print(header)
     print("-" * len(header))
     rows = [("scripted", scripted, 0.0)] + [(f"aggressive {noise:g}", aggressive, noise)
@@ -102,7 +108,8 @@ def main() -> None:
                   f"{violating:>6}/{len(results):<6} {max(r.violation for r in results):>15.3f} "
                   f"{np.mean([r.injected for r in results]):>15.3f} "
                   f"{max(r.peak_force for r in results):>12.1f} "
-                  f"{np.mean([r.success for r in results]):>8.2f}")
+                  f"{np.mean([r.success for r in results]):>8.2f} "
+                  f"{sum(r.hold for r in results):>6d}")
 
 if __name__ == "__main__":
     main()
