@@ -166,7 +166,7 @@ ARM_POLICY_STEPS = 1000       # x 50 ticks = 50,000 MuJoCo ticks (~5 s here)
 
 
 def test_mujoco_arm_plant_work_is_bounded_by_the_tank():
-    """arm/reach with the energy tank, the Franka torque limits (ctrlrange and the controller's
+    """arm/reach with a small energy tank (0.1 J, floor 0.05 J), the Franka torque limits (ctrlrange and the controller's
     87/12 N m) and the 1000 N m/s rate limit: random set-points, stiffness swinging 300-2000
     N/m, random wrenches pushed onto the tool and joints kicked to 1.5 rad/s. The work is measured on MuJoCo's data:
     qfrc_actuator of tick k (the actuator force after MuJoCo's clamp) times qpos_{k+1} - qpos_k."""
@@ -175,6 +175,7 @@ def test_mujoco_arm_plant_work_is_bounded_by_the_tank():
     env = make_task("reach", seed=0, energy_tank=True, variable_impedance=True,
                     rotation_action=True, episode_steps=ARM_POLICY_STEPS,
                     terminate_on_success=False, max_force=1e9, max_torque=1e9,
+                    tank=EnergyTankParams(initial_energy=0.1, min_energy=0.05, max_energy=0.15),
                     max_linear_speed=1e9, max_angular_speed=1e9)   # no safety holds here
     env.reset(seed=0)
     pf, d, n = env.controller, env.data, env.n_arm
@@ -219,3 +220,4 @@ def test_mujoco_arm_plant_work_is_bounded_by_the_tank():
     assert np.max(window) <= -params.min_energy + TOL
     assert tank.total_overdraft == 0.0
     assert np.max(np.cumsum(np.maximum(work, 0.0))) > 1.0     # the torque did real work
+    assert arr["tank"].min() < params.min_energy + 1e-3       # a small tank, drained: it acted
