@@ -26,9 +26,7 @@ EVAL_EPISODES = 10
 
 def run_robo_rl(task: str, seed: int, steps: int, seed_steps: int, agent: str, utd: int | None,
                 threads: int, extra: list[str]) -> float:
-    from hydra import compose, initialize_config_dir
-
-    from robo_rl.cli import config_dir
+    from robo_rl.config_schema import compose_train_config
     from robo_rl.loops.online import train
 
     overrides = [f"agent={agent}", f"task={task}", "task.action_repeat=1", f"train.steps={steps}",
@@ -38,8 +36,7 @@ def run_robo_rl(task: str, seed: int, steps: int, seed_steps: int, agent: str, u
     if utd is not None:
         overrides.append(f"agent.critic_steps_per_update={utd}")
     overrides += extra
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_train_config(overrides)
     with tempfile.TemporaryDirectory() as run_dir:
         result = train(cfg, Path(run_dir))
     return float(result.last_eval)
