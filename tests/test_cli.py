@@ -185,6 +185,8 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     proc = run_cli("train", *SMALL_TRAIN, f"train.steps={saved['step'] + 40}", "resume=true",
                    f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # the console says where the run continues, not only train.log
+    assert f"resumed {run_dir} at step {saved['step']}" in proc.stderr
     assert load_checkpoint(run_dir / "checkpoints/latest.pt")["step"] == saved["step"] + 40
 
 
