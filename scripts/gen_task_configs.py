@@ -157,6 +157,7 @@ def arm_yaml(task: str) -> str:
 
 
 def main() -> None:
+    import robo_rl.envs  # noqa: F401  (sets MUJOCO_GL before dm_control imports mujoco)
     from dm_control import suite
 
     names = [f"dmc/{d}_{t}" for d, t in suite.ALL_TASKS] + [f"gym/{t}" for t in GYM_TASKS]
