@@ -23,7 +23,7 @@ STATE_DIM, ACTION_DIM = 3, 2
 
 def make_constraint(agent_overrides=None, **overrides) -> LagrangianConstraint:
     agent_cfg = SACConfig(hidden_dims=(8,), **(agent_overrides or {}))
-    values = dict(num_critics=2, budget=1.0, multiplier_lr=0.1, init_multiplier=0.5)
+    values = dict(num_critics=2, budget=1.0, multiplier_lr=0.1, init_multiplier=0.5, cost_gamma=None)
     values.update(overrides)
     return LagrangianConstraint(LagrangianConfig(**values), agent_cfg, pixel_dim=0,
                                 state_dim=STATE_DIM, action_dim=ACTION_DIM)

@@ -53,10 +53,14 @@ class LagrangianConfig:
     """Every number of the Lagrangian constraint (configs/constraint/energy.yaml mirrors it)."""
     name: str = "energy"
     cost_key: str = "cost"          # info key of the per-step cost the loop stores in the replay
-    budget: float = 2.0             # d, on the discounted cost-to-go (see budget_from_episode_budget)
+    # Defaults that engage within a few thousand steps (bench/passivity_training.py): a cost
+    # critic at the agent's gamma 0.99 is still far below its fixed point after 4000 updates
+    # (Polyak 0.005), so lambda stayed 0 with a 2 J/episode budget at gamma 0.99; a ~1 s cost
+    # horizon (0.9 at 10 Hz) converges in time. budget 0.2 = 2 J per 100-step episode at 0.9.
+    budget: float = 0.2             # d, on the discounted cost-to-go (see budget_from_episode_budget)
     multiplier_lr: float = 1e-3     # dual ascent step on lambda per learner update
     init_multiplier: float = 0.0    # lambda at the start (>= 0)
-    cost_gamma: Optional[float] = None  # None -> the replay's discount (the agent's gamma, n-step)
+    cost_gamma: Optional[float] = 0.9   # None -> the replay's discount (the agent's gamma, n-step)
     num_critics: int = 2            # cost critic ensemble size
     hidden_dims: Optional[tuple[int, ...]] = None  # None -> the agent's hidden_dims
     q_reduction: str = "mean"       # "mean" or "max" over the cost ensemble
