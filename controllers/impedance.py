@@ -96,10 +96,13 @@ term. If the rate-limited, clipped torque violates it, in this order:
      cannot turn it fast enough), the torque is scaled toward zero until it fits. This leaves
      the rate box (never the torque limits); ``ImpedanceParams.passivity_over_rate_limit``
      False keeps the rate limit instead and leaves that energy unpaid (EnergyTank
-     .total_overdraft counts it). info["rate_limit_overridden"] says when it happened.
+     .total_overdraft counts it). info["rate_limit_overridden"] says when it happened
+     (measured: 26 of 30,000 adversarial ticks on a unit-mass free body, 1 of 10^5 on the
+     MuJoCo Panda with a 0.1 J tank; it only sheds torque. A robot driver with its own rate
+     limiter, e.g. libfranka's, would undo it: the ROS 2 node must decide which limit wins).
 When the realized X_{k-1} exceeds the tank (the prediction missed: an impact inside the tick,
 third-order terms), the spring is released first and its storage pays; only what is left
-after both would be overdraft (0 in the tests' 10^5 adversarial free-body ticks and 5*10^4
+after both would be overdraft (0 in the tests' 10^5 adversarial free-body ticks and 10^5
 MuJoCo ticks). What remains approximate: q is the measured joint position (exact in
 simulation; on hardware encoder resolution), the prediction (not the booking) assumes smooth
 velocity, and a tick whose state is NaN (_hold_torque) books nothing for the ticks around it.
