@@ -84,7 +84,7 @@ def _fail(exc: BaseException, code: int = EXIT_BAD_INPUT) -> None:
     if _debug():
         traceback.print_exception(exc)
     print(f"robo-rl: error: {describe_error(exc)}", file=sys.stderr)
-    if code != EXIT_BAD_INPUT and not _debug():
+    if not isinstance(exc, ConfigError) and not _debug():
         print(f"robo-rl: (run with {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
     sys.exit(code)
 
@@ -184,13 +184,19 @@ def main(argv: list[str] | None = None) -> None:
     # Hydra prints some of its own errors (an unwritable run dir) as tracebacks; let them reach us
     # instead, so every error is one message (with the traceback only in debug mode).
     global _hydra_full_error_by_user
-    _hydra_full_error_by_user = os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+    users_setting = os.environ.get("HYDRA_FULL_ERROR")
+    _hydra_full_error_by_user = users_setting not in (None, "", "0")
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra.main(config_path=str(config_dir()), config_name=config_name,
                    version_base="1.3")(task_function)()
     except Exception as exc:
         _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
+    finally:
+        if users_setting is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = users_setting
 
 
 if __name__ == "__main__":

@@ -125,6 +125,13 @@ class EvalRunConfig:
     threads: int | None = None
     deterministic: bool = True      # act with the policy mean
 
+    def __post_init__(self) -> None:
+        problems = [f"{name} must be > 0 (got {getattr(self, name)})"
+                    for name in ("episodes", "video_size") if not getattr(self, name) > 0]
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0 (got {self.seed})")
+        _raise(problems)
+
 
 def _raise(problems: list[str]) -> None:
     if problems:

@@ -95,6 +95,12 @@ def test_unwritable_run_dir_is_one_message(tmp_path):
     assert proc.stderr.count("robo-rl: error:") == 1
 
 
+def test_renamed_key_names_the_new_one(tmp_path):
+    proc = run_cli("train", "agent.utd=2", f"hydra.run.dir={tmp_path / 'x'}")
+    assert proc.returncode == 2
+    assert "agent.utd was renamed to agent.critic_steps_per_update" in proc.stderr
+
+
 def test_debug_flag_shows_the_traceback(tmp_path):
     import os
 

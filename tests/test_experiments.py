@@ -141,8 +141,9 @@ class _RecordingSchedule(ReplayRatioSchedule):
         super().__init__(*args, **kwargs)
         self.observed, self.episodes = [], []
 
-    def observe(self, step, metrics):
-        self.observed.append((step, dict(metrics)))
+    def observe(self, feedback):
+        assert feedback.learner.probes() and feedback.batch_source.sample(4) is not None  # it can probe
+        self.observed.append((feedback.step, dict(feedback.metrics)))
 
     def end_episode(self, episode):
         self.episodes.append(episode)
@@ -196,3 +197,61 @@ def test_episode_start_source_sets_where_and_how_long_episodes_run(tmp_path):
     for episode in range(4):
         np.testing.assert_array_equal(next(iter(replay._obs.values()))[episode * 31],
                                       env.reset(seed=starts.seed_of(episode))[0])
+
+
+def test_resume_with_another_run_seed_is_refused():
+    starts = ResetStarts(3)
+    with pytest.raises(ValueError, match="run seed 3"):
+        ResetStarts(4).load_state_dict(starts.state_dict())
+
+
+def test_resume_that_adds_or_drops_demos_is_refused(tmp_path):
+    _write_demos(tmp_path / "demos", n_step=1, gamma=0.99, episodes=1)
+    online.train(compose_train_cfg(QUICK + ["train.steps=120"]), tmp_path / "plain")
+    with pytest.raises(CheckpointError, match="without demos"):
+        online.train(compose_train_cfg(QUICK + ["train.steps=160", f"replay.demo_dir={tmp_path / 'demos'}"]),
+                     tmp_path / "plain")
+    online.train(compose_train_cfg(QUICK + ["train.steps=120", f"replay.demo_dir={tmp_path / 'demos'}"]),
+                 tmp_path / "mixed")
+    with pytest.raises(CheckpointError, match="with demos"):
+        online.train(compose_train_cfg(QUICK + ["train.steps=160"]), tmp_path / "mixed")
+
+
+def test_demos_without_costs_are_refused_by_a_constrained_run(tmp_path):
+    # demos recorded on an arm task without costs, a constrained run needs them
+    env = make_env({"name": "arm/reach", "options": {"energy_tank": True}}, seed=0)
+    demos = ReplayBuffer(env.observation_space, env.action_space, capacity=500, directory=tmp_path / "demos",
+                         chunk_size=64)
+    obs, _ = env.reset(seed=0)
+    demos.reset(obs)
+    for _ in range(5):
+        action = env.action_space.sample()
+        obs, reward, terminated, truncated, _ = env.step(action)
+        demos.add(action, reward, obs, terminated, truncated)
+    demos.flush()
+    env.close()
+    cfg = compose_train_cfg(QUICK + ["task=arm/reach", "constraint=energy", "train.steps=20",
+                                     f"replay.demo_dir={tmp_path / 'demos'}"])
+    with pytest.raises(ValueError, match="per-step costs"):
+        online.train(cfg, tmp_path / "run")
+
+
+def test_eval_reads_a_checkpoint_whose_stored_config_uses_old_keys(tmp_path):
+    """Checkpoints written before the utd -> critic_steps_per_update rename (and before task
+    options) still evaluate."""
+    from robo_rl.checkpoint import save_checkpoint
+    from robo_rl.config_schema import EvalRunConfig
+    from robo_rl.loops.evaluate import run_eval
+    from omegaconf import OmegaConf
+
+    online.train(compose_train_cfg(QUICK + ["train.steps=110"]), tmp_path / "run")
+    path = tmp_path / "run/checkpoints/latest.pt"
+    payload = load_checkpoint(path)
+    payload["config"]["agent"]["utd"] = payload["config"]["agent"].pop("critic_steps_per_update")
+    del payload["config"]["task"]["options"]
+    payload["config"]["train"]["eval_seed_offset"] = 100000
+    save_checkpoint(path, payload)
+    cfg = OmegaConf.structured(EvalRunConfig(checkpoint=str(path), episodes=1, device="cpu", threads=1))
+    with pytest.warns(UserWarning, match="old key 'utd'"):
+        report = run_eval(cfg)
+    assert "over 1 episodes" in report

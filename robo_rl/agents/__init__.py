@@ -51,6 +51,21 @@ def agent_config(agent_cfg):
     return config
 
 
+def upgrade_agent_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """An agent config stored by an older robo_rl (a checkpoint's config) in today's keys:
+    renamed keys get their new name, with a warning. Configs a user writes get the error."""
+    import warnings
+
+    from robo_rl.agents.sac import RENAMED_KEYS
+
+    values = dict(values)
+    for old, new in RENAMED_KEYS.items():
+        if old in values and new not in values:
+            warnings.warn(f"the stored agent config uses the old key {old!r}; reading it as {new!r}")
+            values[new] = values.pop(old)
+    return values
+
+
 def make_agent(agent_cfg, observation_space, action_space, device="cpu", constraint=None):
     """Build the learner named by ``agent_cfg.name`` (one of ``AGENTS``). ``constraint``: the
     Hydra ``constraint`` group (``name: none`` or ``energy``), a component config dataclass
@@ -62,7 +77,7 @@ def make_agent(agent_cfg, observation_space, action_space, device="cpu", constra
     return AGENTS[name][1](config, observation_space, action_space, device, constraint=constraint)
 
 
-__all__ = ["AGENTS", "agent_config", "constraint_config", "make_agent", "ActorCriticConfig",
+__all__ = ["AGENTS", "agent_config", "constraint_config", "make_agent", "upgrade_agent_config", "ActorCriticConfig",
            "Component", "ComponentSpec", "LagrangianConfig", "LagrangianConstraint", "Learner",
            "LearnerBase", "LearnerComponent", "LearnerConfig", "SACAgent", "SACConfig",
            "rlpd_config"]

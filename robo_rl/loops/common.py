@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,12 +36,7 @@ def set_threads(threads: int | None) -> int:
 
 def env_config(task_cfg: DictConfig | dict, seed: int) -> EnvConfig:
     values = OmegaConf.to_container(task_cfg, resolve=True) if isinstance(task_cfg, DictConfig) else dict(task_cfg)
-    known = {f.name for f in fields(EnvConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown task keys {unknown}; valid keys: {sorted(known)}")
-    values["seed"] = seed
-    return EnvConfig(**values)
+    return EnvConfig.from_dict({**values, "seed": seed})
 
 
 def describe_spaces(observation_space: gym_spaces.Space, action_space: gym_spaces.Space) -> dict:

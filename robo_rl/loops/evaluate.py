@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from robo_rl.agents import make_agent
+from robo_rl.agents import make_agent, upgrade_agent_config
 from robo_rl.agents.constraint import constraint_config
 from robo_rl.checkpoint import CheckpointError, load_checkpoint
 from robo_rl.envs import make_env
@@ -15,8 +15,7 @@ from robo_rl.seeding import eval_seeds
 
 
 def run_eval(cfg: DictConfig) -> str:
-    if cfg.episodes < 1:
-        raise ValueError(f"episodes must be >= 1 (got {cfg.episodes})")
+    OmegaConf.to_object(cfg)  # EvalRunConfig's range checks
     ckpt_path = Path(cfg.checkpoint)
     payload = load_checkpoint(ckpt_path)
     device = resolve_device(cfg.device)
@@ -26,7 +25,8 @@ def run_eval(cfg: DictConfig) -> str:
     problem = spaces_mismatch(payload["spaces"], describe_spaces(env.observation_space, env.action_space))
     if problem:
         raise CheckpointError(f"{ckpt_path}: the task in its config no longer matches its spaces ({problem})")
-    agent = make_agent(run_cfg.agent, env.observation_space, env.action_space, device,
+    agent = make_agent(upgrade_agent_config(OmegaConf.to_container(run_cfg.agent, resolve=True)),
+                       env.observation_space, env.action_space, device,
                        constraint=constraint_config(run_cfg.get("constraint")))
     agent.load_state_dict(payload["agent"])
     result = evaluate(agent, env, cfg.episodes, record_video=cfg.video, video_size=cfg.video_size,

@@ -40,7 +40,7 @@ from robo_rl.logger import RunLogger
 from robo_rl.loops.common import (describe_spaces, env_config, evaluate, resolve_device, set_threads,
                                   spaces_mismatch)
 from robo_rl.loops.episodes import EpisodeStartSource, ResetStarts
-from robo_rl.loops.schedule import UpdateSchedule, make_schedule
+from robo_rl.loops.schedule import UpdateFeedback, UpdateSchedule, make_schedule
 from robo_rl.replay import MixedSource, ReplayBuffer
 from robo_rl.seeding import DEMOS, EXPLORATION, REPLAY, TORCH, eval_seeds, stream_seed
 
@@ -163,11 +163,14 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         if cfg.replay.persist:
             replay.load_from_disk()  # everything on disk, including transitions after the checkpoint
         replay.load_state_dict(payload["replay"])
-        if demos is not None:
-            if "demo_replay" not in payload:
-                raise CheckpointError(f"cannot resume {run_dir} with replay.demo_dir: the run was trained "
-                                      f"without demos (see {run_dir / 'config.yaml'}); drop replay.demo_dir "
-                                      f"or start a new run")
+        trained_with_demos = bool(payload["config"].get("replay", {}).get("demo_dir"))
+        if trained_with_demos != (demos is not None):
+            raise CheckpointError(
+                f"cannot resume {run_dir}: the run was trained {'with' if trained_with_demos else 'without'} "
+                f"demos (replay.demo_dir={payload['config'].get('replay', {}).get('demo_dir')}) and the config "
+                f"{'drops them' if trained_with_demos else 'adds some'}; use the run's own replay settings "
+                f"(see {run_dir / 'config.yaml'}) or start a new run. Nothing was changed.")
+        if demos is not None and "demo_replay" in payload:  # checkpoints before issue 6 lack it
             demos.load_state_dict(payload["demo_replay"])
         schedule.load_state_dict(payload["schedule"])
         if "episode_starts" in payload:
@@ -273,7 +276,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                     metrics = agent.update(batch_source, step)
                     updates += 1
             if updates:
-                schedule.observe(step, metrics)
+                schedule.observe(UpdateFeedback(step, updates, metrics, agent, batch_source))
             if step >= t.seed_steps:
                 learn_time += time.perf_counter() - tick
                 learn_steps += 1

@@ -1,8 +1,8 @@
 """Update schedules: how many learner updates to run after each agent step.
 
 The loop asks the schedule (``updates_at(step)``) instead of using a constant, and tells it what
-happened (``observe(step, metrics)`` after the step's updates with the last update's metrics and
-any probe values; ``end_episode(episode)`` at each episode end), so an adaptive replay ratio
+happened (``observe(UpdateFeedback)`` after the step's updates: the last update's metrics, and
+the learner and batch source to probe; ``end_episode(episode)`` at each episode end), so an adaptive replay ratio
 (e.g. switching on the critic's fraction of active units) and remote learners plug in without
 touching the loop. "Learner updates per agent step" is called the replay ratio everywhere
 (``train.replay_ratio``); what one update does (e.g. SAC's ``critic_steps_per_update`` critic
@@ -10,15 +10,29 @@ minibatches and one actor step) is the learner's business.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+
+@dataclass
+class UpdateFeedback:
+    """What the loop tells the schedule after the updates of an agent step: the last update's
+    metrics, and the learner and batch source, so a schedule can probe the learner (e.g. the
+    critic's fraction of active units on a batch, through ``learner.probes()``) when it wants."""
+
+    step: int
+    updates: int                  # learner updates run after this agent step
+    metrics: Mapping[str, float]  # the last update's metrics
+    learner: Any
+    batch_source: Any
 
 
 @runtime_checkable
 class UpdateSchedule(Protocol):
     def updates_at(self, step: int) -> int: ...
 
-    def observe(self, step: int, metrics: Mapping[str, float]) -> None: ...
+    def observe(self, feedback: "UpdateFeedback") -> None: ...
 
     def end_episode(self, episode: int) -> None: ...
 
@@ -40,7 +54,7 @@ class ReplayRatioSchedule:
     _credit: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.ratio > 0:
+        if not (math.isfinite(self.ratio) and self.ratio > 0):
             raise ValueError(f"train.replay_ratio must be > 0 (got {self.ratio}); e.g. 0.5, 1 or 2")
         if self.seed_steps < 0:
             raise ValueError(f"train.seed_steps must be >= 0 (got {self.seed_steps})")
@@ -53,15 +67,11 @@ class ReplayRatioSchedule:
         self._credit -= n
         return n
 
-    def observe(self, step: int, metrics: Mapping[str, float]) -> None:
+    def observe(self, feedback: "UpdateFeedback") -> None:
         """A fixed ratio ignores feedback."""
 
     def end_episode(self, episode: int) -> None:
         """A fixed ratio ignores episode ends."""
-
-    @property
-    def current_ratio(self) -> float:
-        return self.ratio
 
     def state_dict(self) -> dict:
         return {"credit": self._credit}

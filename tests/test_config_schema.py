@@ -1,0 +1,54 @@
+"""configs/config.yaml and configs/eval.yaml against the schema dataclasses (one source of truth
+for defaults: the YAML repeats them for the reader, this keeps the two equal)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from robo_rl.cli import config_dir
+from robo_rl.config_schema import (ConfigError, EvalRunConfig, ReplayConfig, TrainConfig,
+                                   TrainRunConfig, check_train_config, compose_train_config)
+
+
+def _yaml(name: str) -> dict:
+    return yaml.safe_load((config_dir() / name).read_text())
+
+
+def _defaults(cls) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = dataclasses.asdict(f.default_factory())
+    return out
+
+
+@pytest.mark.parametrize("section,cls", [("train", TrainConfig), ("replay", ReplayConfig)])
+def test_config_yaml_sections_equal_the_dataclass_defaults(section, cls):
+    assert _yaml("config.yaml")[section] == _defaults(cls)
+
+
+def test_config_yaml_top_level_equals_the_schema():
+    values = _yaml("config.yaml")
+    top = {k: v for k, v in _defaults(TrainRunConfig).items()
+           if k not in ("train", "replay") and v != "???"}   # agent/task/constraint: groups
+    assert {k: values[k] for k in top} == top
+
+
+def test_eval_yaml_equals_the_schema():
+    values = {k: v for k, v in _yaml("eval.yaml").items() if k not in ("defaults", "hydra")}
+    defaults = _defaults(EvalRunConfig)
+    assert values == defaults   # checkpoint: ??? (required) in both
+
+
+def test_composed_config_is_typed_and_range_checked():
+    cfg = compose_train_config(["train.steps=7"])
+    assert cfg.train.steps == 7 and isinstance(cfg.train.replay_ratio, float)
+    check_train_config(cfg)
+    with pytest.raises(ConfigError, match="train.steps must be > 0"):
+        check_train_config(compose_train_config(["train.steps=0"]))
+    with pytest.raises(ConfigError, match="only arm/ tasks"):
+        check_train_config(compose_train_config(["constraint=energy", "task.options={}"]))
