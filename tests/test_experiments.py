@@ -255,3 +255,18 @@ def test_eval_reads_a_checkpoint_whose_stored_config_uses_old_keys(tmp_path):
     with pytest.warns(UserWarning, match="old key 'utd'"):
         report = run_eval(cfg)
     assert "over 1 episodes" in report
+
+
+def test_a_run_stopped_mid_episode_resumes_with_a_fresh_episode_start(tmp_path):
+    """The interrupted episode's transitions stay; the resumed run does not replay its start."""
+    online.train(compose_train_cfg(QUICK + ["train.steps=100"]), tmp_path / "run")   # 250-step episodes
+    assert load_checkpoint(tmp_path / "run/checkpoints/latest.pt")["mid_episode"] is True
+    cfg = compose_train_cfg(QUICK + ["train.steps=130"])
+    online.train(cfg, tmp_path / "run")
+    replay = ReplayBuffer.load(tmp_path / "run/replay")
+    frames = next(iter(replay._obs.values()))
+    env = make_env(env_config(cfg.task, 0), seed=0)
+    starts = ResetStarts(cfg.seed)
+    np.testing.assert_array_equal(frames[0], env.reset(seed=starts.seed_of(0))[0])
+    np.testing.assert_array_equal(frames[101], env.reset(seed=starts.seed_of(1))[0])  # not seed_of(0)
+    assert len(replay) == 130

@@ -178,6 +178,12 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         action_rng.bit_generator.state = payload["action_rng"]
         torch.set_rng_state(payload["torch_rng"])
         step, episode = int(payload["step"]), int(payload["episode"])
+        if payload.get("mid_episode"):
+            # Stopped mid-episode (Ctrl-C, SIGTERM, a checkpoint inside an episode): its transitions
+            # are kept, but the episode cannot be continued (a real robot's scene has moved on, and the
+            # replay closes an episode cut by a stop), so the run goes on with the next episode: a
+            # fresh start state, never the interrupted episode's again.
+            episode += 1
         evals = [tuple(e) for e in payload.get("evals", [])]
     elif cfg.replay.persist and replay.directory_has_data():
         # The run died before its first checkpoint: keep every transition it collected.
@@ -200,7 +206,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
     def save(at_step: int) -> Path:
         replay.flush()
         return save_checkpoint(ckpt_file, {
-            "step": at_step, "episode": episode, "agent": agent.state_dict(),
+            "step": at_step, "episode": episode, "mid_episode": obs is not None, "agent": agent.state_dict(),
             "replay": replay.state_dict(), "schedule": schedule.state_dict(),
             **({"demo_replay": demos.state_dict()} if demos is not None else {}),
             "episode_starts": episode_starts.state_dict(),
