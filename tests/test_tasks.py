@@ -376,12 +376,15 @@ def test_energy_tank_keeps_injected_energy_within_the_passivity_budget():
 
 # --------------------------------------------------------------------------- safety hold
 def record_ticks(env):
-    """Wrap the task's controller step to keep every tick's info (end-to-end observation)."""
+    """Wrap the task's controller step to keep every tick's info (end-to-end observation), plus
+    the TCP position MuJoCo measured for that tick and the reference the controller then held."""
     ticks, step = [], env.controller.step
+    impedance = env.controller.controller if hasattr(env.controller, "tank") else env.controller
 
     def recording(*args, **kwargs):
+        tcp = env.data.site_xpos[env.tcp_site].copy()        # MuJoCo's pose at this tick
         tau, info = step(*args, **kwargs)
-        ticks.append(info)
+        ticks.append({**info, "tcp": tcp, "reference": impedance.reference_pos.copy()})
         return tau, info
 
     env.controller.step = recording
@@ -402,7 +405,10 @@ def test_hard_push_trips_a_hold_through_the_task_step(energy_tank):
     assert truncated and not terminated
     first = next(i for i, t in enumerate(ticks) if t["holding"])
     stiffness = env.controller.controller.stiffness if energy_tank else env.controller.stiffness
-    spring = [np.linalg.norm(stiffness[:3] * t["clipped_error"][:3]) for t in ticks]
+    clip = env.config.impedance.error_clip_translation
+    # spring force from the measured TCP (MuJoCo) and the reference the controller pulled toward
+    spring = [np.linalg.norm(stiffness[:3] * np.clip(t["tcp"] - t["reference"], -clip, clip))
+              for t in ticks]
     assert spring[first - 1] > 5.0          # the spring was pulling toward the lagging reference
     assert spring[first] == 0.0             # the reference jumped to the measured pose
     assert spring[first + 1] < 5.0          # next tick: K * one tick of motion (~1 m/s * 2 ms)
