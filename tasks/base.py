@@ -37,6 +37,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robo_rl.config_utils import check_keys
 from robo_rl.envs.rendering import configure_mujoco_gl, ensure_offscreen_buffer, renderer_errors
 
 # Headless rendering backend (egl, else osmesa), chosen as robo_rl.envs does; it must be set
@@ -599,8 +600,5 @@ class ArmTask(gym.Env):
 
 def config_from_kwargs(config_cls: type[ArmTaskConfig], task: str, kwargs: dict) -> ArmTaskConfig:
     """Build a task config, rejecting unknown keys with the list of valid ones."""
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(kwargs) - names)
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for task {task!r}; valid: {sorted(names)}")
+    check_keys(kwargs, [f.name for f in dataclasses.fields(config_cls)], f"task {task!r} option")
     return config_cls(**kwargs)

@@ -146,7 +146,7 @@ def test_config_from_hydra_group_and_bad_values():
     assert cfg == LagrangianConfig(budget=3.0, hidden_dims=(16, 16))
     with pytest.raises(ValueError, match="unknown constraint name"):
         constraint_config({"name": "energi"})
-    with pytest.raises(ValueError, match="unknown constraint config keys \\['budgte'\\]"):
+    with pytest.raises(ValueError, match=r"unknown constraint config key\(s\) \['budgte'\]"):
         constraint_config({"name": "energy", "budgte": 1.0})
     with pytest.raises(ValueError, match="must be >= 0"):
         make_constraint(multiplier_lr=-1.0)

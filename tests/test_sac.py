@@ -475,7 +475,7 @@ def test_make_agent_registry_presets_and_errors():
     assert any(isinstance(m, EnsembleLinear) for m in probes.values())
     assert any(name.startswith("actor.") and isinstance(m, torch.nn.Linear)
                for name, m in probes.items())
-    with pytest.raises(ValueError, match="unknown SAC config keys"):
+    with pytest.raises(ValueError, match=r"unknown SAC config key\(s\)"):
         make_agent({"name": "sac", "learning_rate": 1.0}, box(3), action_box(2))
     with pytest.raises(ValueError, match="unknown agent name"):
         make_agent({"name": "ppo"}, box(3), action_box(2))

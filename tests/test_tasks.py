@@ -152,7 +152,7 @@ def test_unknown_task_and_option_errors():
     with pytest.raises(ValueError) as err:
         make_task("stack")
     assert all(name in str(err.value) for name in TASKS)
-    with pytest.raises(TypeError, match="reward_type"):
+    with pytest.raises(ValueError, match="reward_type"):
         make_task("reach", reward_typ="sparse")
     with pytest.raises(ValueError, match="reward_type"):
         make_task("reach", reward_type="shaped")

@@ -63,14 +63,6 @@ class ActorCriticConfig(LearnerConfig):
     encoder: EncoderConfig = field(default_factory=EncoderConfig)  # pixels only
 
 
-def check_renamed_keys(values: Mapping[str, Any], renamed: Mapping[str, str], what: str) -> None:
-    """Raise a ValueError for a config key that was renamed, naming the new key."""
-    old = sorted(set(values) & set(renamed))
-    if old:
-        raise ValueError("; ".join(f"{what}.{key} was renamed to {what}.{renamed[key]}"
-                                   for key in old))
-
-
 # ---------------------------------------------------------------------------------------------
 # Learner protocol
 

@@ -58,9 +58,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from robo_rl.agents.base import (ActorCriticConfig, ComponentSpec, LearnerBase, LearnerComponent,
-                                 check_renamed_keys, check_step_argument)
+                                 check_step_argument)
 from robo_rl.agents.common import critic_step, make_adam, or_default
-from robo_rl.config_utils import check_known_keys, dataclass_from_dict
+from robo_rl.config_utils import check_known_keys, check_renamed_keys, dataclass_from_dict
 from robo_rl.nets import (ACTIVATIONS, MLP, EncoderConfig, EnsembleCritic, EnsembleLinear,
                           FeatureTrunk, ObservationEncoder, init_weights_, random_shift)
 

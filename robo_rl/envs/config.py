@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional
 
 from omegaconf import MISSING
 
+from robo_rl.config_utils import check_keys
 from robo_rl.envs.options import OPTIONS_PATH, plain
 
 OBS_TYPES = ("state", "pixels", "pixels_state")
@@ -98,10 +99,7 @@ class EnvConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "EnvConfig":
         """Build from a config mapping, naming any key that is not a field (typos in task yaml)."""
-        fields = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(f"Unknown EnvConfig keys {unknown}; valid keys are {fields}.")
+        check_keys(values, [f.name for f in dataclasses.fields(cls)], "task (EnvConfig)")
         return cls(**dict(values))
 
 

@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from robo_rl.config_utils import check_keys  # noqa: F401  (re-exported for the backends)
+
 OPTIONS_PATH = "task.options"  # how the options are addressed in configs/task/*.yaml and the CLI
 
 
@@ -34,19 +36,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [plain(item) for item in value]
     return value
-
-
-def check_keys(values: Mapping[str, Any], valid: Sequence[str], where: str,
-               hints: Mapping[str, str] | None = None) -> None:
-    """Reject keys of `values` outside `valid`; `hints` says where some of them belong instead."""
-    not_str = [key for key in values if not isinstance(key, str)]
-    if not_str:
-        raise ValueError(f"{where} keys must be strings, got {not_str}.")
-    unknown = sorted(set(values) - set(valid))
-    if not unknown:
-        return
-    notes = "".join(f" {key}: {hints[key]}." for key in unknown if hints and key in hints)
-    raise ValueError(f"unknown {where} key(s) {unknown}.{notes} Valid keys: {sorted(valid)}.")
 
 
 def type_name(tp: Any) -> str:
