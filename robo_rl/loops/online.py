@@ -178,11 +178,13 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         action_rng.bit_generator.state = payload["action_rng"]
         torch.set_rng_state(payload["torch_rng"])
         step, episode = int(payload["step"]), int(payload["episode"])
-        if payload.get("mid_episode"):
-            # Stopped mid-episode (Ctrl-C, SIGTERM, a checkpoint inside an episode): its transitions
-            # are kept, but the episode cannot be continued (a real robot's scene has moved on, and the
-            # replay closes an episode cut by a stop), so the run goes on with the next episode: a
-            # fresh start state, never the interrupted episode's again.
+        ran_past_checkpoint = replay.num_slots_written > int(payload["replay"]["num_slots_written"])
+        if payload.get("mid_episode") or ran_past_checkpoint:
+            # Stopped mid-episode (Ctrl-C, SIGTERM, a checkpoint inside an episode, or killed after
+            # the checkpoint with more transitions on disk): they are kept, but the episode cannot be
+            # continued (a real robot's scene has moved on, and the replay closes an episode cut by a
+            # stop), so the run goes on with the next episode: a fresh start state, never the
+            # interrupted episode's again.
             episode += 1
         evals = [tuple(e) for e in payload.get("evals", [])]
     elif cfg.replay.persist and replay.directory_has_data():
