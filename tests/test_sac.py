@@ -697,3 +697,18 @@ def test_a_checkpoint_saved_before_the_component_refactor_still_loads():
     with pytest.raises(KeyError, match="constraint"):  # a plain checkpoint lacks the cost critic
         constrained.load_state_dict(plain.state_dict())
     plain.load_state_dict({k: v for k, v in state.items() if k != "constraint"})
+
+
+def test_agent_state_saved_before_the_component_refactor_still_loads():
+    """tests/data/sac_state_ccfa428.pt: SAC state dicts (plain and with the energy constraint)
+    written by robo_rl at commit ccfa428, before the learner seams of issue 6; the agent built
+    today from the same config loads them and acts exactly as the old one did."""
+    from pathlib import Path
+
+    saved = torch.load(Path(__file__).parent / "data" / "sac_state_ccfa428.pt", weights_only=False)
+    fixed = np.linspace(-1, 1, 5).astype(np.float32)
+    for name, constraint in (("plain", None), ("energy", {"name": "energy"})):
+        agent = make_agent({"name": "sac", "hidden_dims": [8, 8], "batch_size": 4, "seed": 0},
+                           box(5), action_box(2), "cpu", constraint=constraint)
+        agent.load_state_dict(saved[name]["state"])
+        np.testing.assert_array_equal(agent.act(fixed, eval_mode=True), saved[name]["action"])
