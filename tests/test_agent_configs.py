@@ -132,3 +132,20 @@ def test_sac_dataclass_default_is_classic_sac():
     assert config.actor_q_reduction == "min" and config.critic_steps_per_update == 1
     rlpd = agent_config({"name": "rlpd"})
     assert rlpd.actor_q_reduction == "mean" and rlpd.num_critics == 10
+
+
+def test_wrong_value_types_in_agent_and_constraint_configs_are_named():
+    """Configs built by name (benches, tests, notebooks) get the same typed check as the CLI."""
+    import pytest
+
+    from robo_rl.agents import agent_config, constraint_config
+
+    with pytest.raises(ValueError, match=r"agent\.lr='fast' must be a number"):
+        agent_config({"name": "sac", "lr": "fast"})
+    with pytest.raises(ValueError, match=r"agent\.encoder\.feature_dim='x' must be an integer"):
+        agent_config({"name": "sac", "encoder": {"feature_dim": "x"}})
+    with pytest.raises(ValueError, match=r"constraint\.budget='low' must be a number"):
+        constraint_config({"name": "energy", "budget": "low"})
+    # a partial nested mapping is set on top of the preset's value, lists become tuples
+    cfg = agent_config({"name": "rlpd", "hidden_dims": [32, 32], "encoder": {"feature_dim": 20}})
+    assert cfg.hidden_dims == (32, 32) and cfg.encoder.feature_dim == 20 and cfg.num_critics == 10

@@ -68,10 +68,7 @@ class LagrangianConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "LagrangianConfig":
-        values = dict(values)
-        if values.get("hidden_dims") is not None:
-            values["hidden_dims"] = tuple(int(width) for width in values["hidden_dims"])
-        return dataclass_from_dict(cls, values, "constraint")
+        return dataclass_from_dict(cls, values, "constraint", where="constraint")
 
     def build(self, agent_cfg: ActorCriticConfig, pixel_dim: int, state_dim: int,
               action_dim: int, device="cpu") -> "LagrangianConstraint":

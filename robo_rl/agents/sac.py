@@ -44,7 +44,6 @@ losses gave no measurable gain at this size (and ~1-2 min of compile time), so i
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import math
 import warnings
@@ -60,8 +59,8 @@ from torch import nn
 from robo_rl.agents.base import (ActorCriticConfig, ComponentSpec, LearnerBase, LearnerComponent,
                                  check_step_argument)
 from robo_rl.agents.common import critic_step, make_adam, or_default
-from robo_rl.config_utils import check_known_keys, check_renamed_keys, dataclass_from_dict
-from robo_rl.nets import (ACTIVATIONS, MLP, EncoderConfig, EnsembleCritic, EnsembleLinear,
+from robo_rl.config_utils import check_renamed_keys, dataclass_from_dict
+from robo_rl.nets import (ACTIVATIONS, MLP, EnsembleCritic, EnsembleLinear,
                           FeatureTrunk, ObservationEncoder, init_weights_, random_shift)
 
 HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
@@ -101,16 +100,8 @@ class SACConfig(ActorCriticConfig):
     def from_dict(cls, values: Mapping[str, Any], base: "SACConfig | None" = None) -> "SACConfig":
         """Build from a (Hydra) mapping, on top of ``base`` (defaults: cls()); unknown keys
         raise a ValueError listing the valid ones, renamed keys one naming the new key."""
-        base = base if base is not None else cls()
-        values = dict(values)
         check_renamed_keys(values, RENAMED_KEYS, "agent")
-        check_known_keys(cls, values, "SAC")
-        if "encoder" in values and not isinstance(values["encoder"], EncoderConfig):
-            values["encoder"] = dataclass_from_dict(EncoderConfig, dict(values["encoder"]),
-                                                    "encoder", base=base.encoder)
-        if "hidden_dims" in values:
-            values["hidden_dims"] = tuple(int(width) for width in values["hidden_dims"])
-        return dataclasses.replace(base, **values)
+        return dataclass_from_dict(cls, values, "SAC", base=base, where="agent")
 
 
 RENAMED_KEYS = {"utd": "critic_steps_per_update"}  # old key -> new key (an error names it)
