@@ -7,8 +7,9 @@ from .quaternion import (quat_conjugate, quat_error, quat_multiply, quat_normali
                          quat_slerp, quat_to_rotvec, rotvec_to_quat)
 from .safety import SafetyLimits, SafetyParams
 from .state import ArmState
+from .tick import ControlTick
 
-__all__ = ["ArmState", "ImpedanceParams", "CartesianImpedanceController", "huber_storage",
+__all__ = ["ArmState", "ControlTick", "ImpedanceParams", "CartesianImpedanceController", "huber_storage",
            "EnergyTankParams", "EnergyTank", "PassivityFilter", "SafetyParams", "SafetyLimits",
            "quat_conjugate", "quat_error", "quat_multiply", "quat_normalize", "quat_slerp",
            "quat_to_rotvec", "rotvec_to_quat"]

@@ -205,6 +205,9 @@ class PassivityFilter:
     def holding(self) -> bool:
         return self.controller.holding
 
+    def release_hold(self) -> None:
+        self.controller.release_hold()
+
     def hold_at(self, state: ArmState) -> float:
         """Safety hold (CartesianImpedanceController.hold_at); the spring storage it releases
         (-V <= 0) is handed back into the tank (returned, never drawn; what does not fit under

@@ -46,7 +46,7 @@ configure_mujoco_gl()
 import mujoco  # noqa: E402
 
 from robo_rl.controllers import (ArmState, CartesianImpedanceController,  # noqa: E402
-                                 EnergyTank, EnergyTankParams, ImpedanceParams,
+                                 ControlTick, EnergyTank, EnergyTankParams, ImpedanceParams,
                                  PassivityFilter, SafetyLimits, SafetyParams)
 from robo_rl.controllers.quaternion import (quat_error, quat_multiply,  # noqa: E402
                                             quat_normalize, rotvec_to_quat)
@@ -129,6 +129,9 @@ class ArmTask(gym.Env):
                              f"uses the {self.TOOL!r} tool; set gripper_action=False")
         self.config = config
         self.obs_type = obs_type
+        # the ROS 2 env client puts the measured wrist wrench here (the model's own sensor
+        # sees no contact); None: read the simulated sensor
+        self.measured_wrench: np.ndarray | None = None
         self.ticks_per_step = int(round(ticks))
         self.render_mode = "rgb_array"
 
@@ -140,8 +143,8 @@ class ArmTask(gym.Env):
         # The controller object is the one the ROS 2 node runs; with energy_tank the
         # PassivityFilter scales each reference update so the tank pays for its energy.
         impedance = CartesianImpedanceController(config.impedance, n_joints=len(ARM_JOINTS))
-        self.controller = (PassivityFilter(impedance, EnergyTank(config.tank))
-                           if config.energy_tank else impedance)
+        controller = (PassivityFilter(impedance, EnergyTank(config.tank))
+                      if config.energy_tank else impedance)
         safety = config.safety or SafetyParams(workspace_low=config.workspace_low,
                                                 workspace_high=config.workspace_high,
                                                 max_step_translation=config.pos_action_scale,
@@ -151,7 +154,7 @@ class ArmTask(gym.Env):
                                                 max_force=config.max_force,
                                                 max_torque=config.max_torque,
                                                 force_filter=config.force_filter)
-        self.safety = SafetyLimits(safety)
+        self.control = ControlTick(controller, SafetyLimits(safety))
         if config.variable_impedance:
             lo, hi = config.stiffness_range
             k_min, k_max = config.impedance.stiffness_min[:3], config.impedance.stiffness_max[:3]
@@ -326,19 +329,26 @@ class ArmTask(gym.Env):
         if self.gripper_actuator is not None:
             d.ctrl[self.gripper_actuator] = 0.0  # closed
         mujoco.mj_forward(m, d)
+        return self.begin_episode()
+
+    def begin_episode(self):
+        """Reset part 2 (shared with the ROS 2 env client), with the arm (measured) at its start
+        pose and kinematics current: controller, set-point and counters start here."""
+        d, c = self.data, self.config
         state = self._arm_state(copy_arrays=True)
-        self.controller.reset(state)
         self.reset_pos = d.site_xpos[self.tcp_site].copy()
         self.reset_quat = tuple(self._tcp_quat)
         self.target_pos = self.reset_pos.copy()
         self.target_quat = self.reset_quat
-        self.safety.reset(self._safety_target())
+        self.control.reset(state, safe_target=self._safety_target())
         self.stiffness = None
         self.step_count = 0
         self._episode_ready = True
         return self._observation(), {"success": self._goal_distance() <= c.success_threshold}
 
-    def step(self, action):
+    def apply_action(self, action) -> tuple[np.ndarray, Any]:
+        """Step part 1 (shared with the ROS 2 env client): check the action and move the
+        set-point (SafetyLimits clip); -> (clipped action, observation before the step)."""
         if not self._episode_ready:
             raise RuntimeError("call reset() before step() (and again after an episode ends)")
         action = np.asarray(action, dtype=np.float64).reshape(-1)
@@ -369,58 +379,41 @@ class ArmTask(gym.Env):
         if c.gripper_action:
             lo, hi = m.actuator_ctrlrange[self.gripper_actuator]
             d.ctrl[self.gripper_actuator] = lo + 0.5 * (action[i] + 1.0) * (hi - lo)
+        return action, obs_before
 
-        # 2. controller ticks at the physics rate.
-        # energy bookkeeping of the controller's non-passive part and its damper (J, this step)
-        energy_injected = energy_returned = energy_dissipated = 0.0
+    def step(self, action):
+        action, obs_before = self.apply_action(action)
+        m, d, c = self.model, self.data, self.config
+        # 2. controller ticks at the physics rate: safety trips, hold, impedance law and the
+        # energy ledger are robo_rl.controllers.ControlTick, the object the ROS 2 node runs.
         dt = c.physics_dt
-        rejected = None
-        tank = self.tank
-        controller_step, arm_state = self.controller.step, self._arm_state  # hoisted: 50x/step
-        ctrl_arm = self._ctrl_arm
-        target_pos, target_quat, stiffness = self.target_pos, self.target_quat, self.stiffness
-        safety = self.safety
-        safety_check, holding = safety.check, safety.holding
-        jac_arm, qvel_arm, dot = self._jac_arm, d.qvel[:self.n_arm], np.dot
-        tick_wrench = self._tick_wrench
+        loop = self.control
+        loop.clear_ledger()
+        loop.set_target(self.target_pos, self.target_quat, self.stiffness)
+        loop_step, arm_state = loop.step, self._arm_state  # hoisted: 50x per policy step
+        ctrl_arm, tick_wrench = self._ctrl_arm, self._tick_wrench
         for _ in range(self.ticks_per_step):
             mujoco.mj_step1(m, d)
-            state = arm_state(False)
-            # per-tick safety trips on the measured TCP pose, twist J qd and wrist wrench
-            # (sensor frame, tool weight removed; norms are frame-independent). The F/T values
-            # are those of the last mj_step2, i.e. one tick old, as a real sensor's are.
-            if not holding and safety_check(state.ee_pos, state.ee_quat, dot(jac_arm, qvel_arm),
-                                            tick_wrench()):
-                holding = True
-                # the reference jumps to the measured pose (spring force 0 from this tick on,
-                # damping stays); the released storage is returned energy, never drawn
-                energy_returned -= self.controller.hold_at(state)
-                hold = safety.hold_target
-                self.target_pos = target_pos = np.array(hold[:3])
-                self.target_quat = target_quat = quat_normalize(hold[3:])
-            tau, info = controller_step(state, target_pos, target_quat, stiffness, dt)
-            # injected: energy the controller delivered beyond its spring (reference jumps and
-            # the realized excess of the applied torque; with a tank: what the tank paid);
-            # returned: energy it handed back (negative jumps, e.g. stiffness lowered);
-            # dissipated: realized negative excess (the damper's share, measured on the plant)
-            energy_nonpassive, excess = info["energy_nonpassive"], info["energy_excess"]
-            if tank is not None:
-                energy_injected += info["energy_cost"]
-            else:
-                energy_injected += (energy_nonpassive if energy_nonpassive > 0.0 else 0.0) + (
-                    excess if excess > 0.0 else 0.0)
-            if energy_nonpassive < 0.0:
-                energy_returned -= energy_nonpassive
-            energy_returned += info["energy_released"]     # spring releases (tank fallback)
-            if excess < 0.0:
-                energy_dissipated -= excess
-            rejected = info["rejected"] or rejected
+            # the F/T values are those of the last mj_step2, i.e. one tick old, as a real
+            # sensor's are (world frame, tool weight removed; check() uses norms)
+            tau, _ = loop_step(arm_state(False), tick_wrench(), dt)
             ctrl_arm[:] = tau
             mujoco.mj_step2(m, d)
+        if loop.holding:  # the hold pose is the target for the rest of the episode
+            self.target_pos, self.target_quat = loop.target_pos, loop.target_quat
         mujoco.mj_forward(m, d)
-        self.step_count += 1
+        return self.finish_step(obs_before, action, loop)
 
-        # 3. observation, reward through the reward module, termination.
+    def finish_step(self, obs_before, action, ledger):
+        """Step part 3 (shared with the ROS 2 env client), after the controller ran and the
+        measurements are current: observation, reward through the reward module, termination.
+        ledger: the tick's ControlTick (or the controller node's status): energy_injected,
+        energy_returned, energy_dissipated, rejected, holding, hold_reason."""
+        c = self.config
+        self.step_count += 1
+        energy_injected, energy_returned = ledger.energy_injected, ledger.energy_returned
+        energy_dissipated, rejected = ledger.energy_dissipated, ledger.rejected
+        holding = ledger.holding
         obs = self._observation()
         distance = self._goal_distance()
         success = distance <= c.success_threshold
@@ -433,7 +426,7 @@ class ArmTask(gym.Env):
             info["controller_rejected"] = rejected
         info["safety_hold"] = bool(holding)
         if holding:
-            info["hold_reason"] = str(safety.hold_reason)
+            info["hold_reason"] = str(ledger.hold_reason)
         reward, cost = self.reward_fn(obs_before, action, obs, info)
         info["cost"] = float(cost)
         terminated = bool(success and c.terminate_on_success)
@@ -446,7 +439,15 @@ class ArmTask(gym.Env):
 
     @property
     def tank(self) -> EnergyTank | None:
-        return self.controller.tank if isinstance(self.controller, PassivityFilter) else None
+        return self.control.tank
+
+    @property
+    def controller(self) -> CartesianImpedanceController | PassivityFilter:
+        return self.control.controller
+
+    @property
+    def safety(self) -> SafetyLimits:
+        return self.control.safety
 
     def _safety_target(self) -> np.ndarray:
         if self.config.rotation_action:
@@ -457,6 +458,8 @@ class ArmTask(gym.Env):
     def _wrench(self) -> np.ndarray:
         """Wrist F/T (force, torque) in the sensor frame, minus the tool's own weight (as the
         real arm's estimate subtracts the configured load): reads zero in free space."""
+        if self.measured_wrench is not None:
+            return np.array(self.measured_wrench, dtype=np.float64)
         d = self.data
         raw = np.concatenate([d.sensordata[self.ft_force_adr:self.ft_force_adr + 3],
                               d.sensordata[self.ft_torque_adr:self.ft_torque_adr + 3]])
@@ -566,7 +569,7 @@ class ArmTask(gym.Env):
         sim = np.empty(mujoco.mj_stateSize(m, spec))
         mujoco.mj_getState(m, d, sim, spec)
         return copy.deepcopy({
-            "sim": sim, "controller": self.controller, "safety": self.safety,
+            "sim": sim, "control": self.control,
             "target_pos": self.target_pos, "target_quat": self.target_quat,
             "stiffness": self.stiffness, "reset_pos": self.reset_pos,
             "reset_quat": self.reset_quat, "step_count": self.step_count,
@@ -586,8 +589,7 @@ class ArmTask(gym.Env):
         mujoco.mj_setState(m, d, sim, spec)
         mujoco.mj_forward(m, d)           # derived quantities for observations / rendering
         mujoco.mj_setState(m, d, sim, spec)  # restore anything mj_forward may have touched
-        self.controller = state["controller"]
-        self.safety = state["safety"]
+        self.control = state["control"]
         self.target_pos, self.target_quat = state["target_pos"], state["target_quat"]
         self.stiffness = state["stiffness"]
         self.reset_pos, self.reset_quat = state["reset_pos"], state["reset_quat"]
