@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ARM_JOINT_NAMES = tuple(f"joint{i}" for i in range(1, 8))
+HARDWARE_KINDS = ("twin", "real")
+CONTROLLER_KINDS = ("robo_rl", "external")
+MAX_DOMAIN_ID = 101   # the ROS_DOMAIN_ID range every DDS vendor supports
 
 
 @dataclass
@@ -27,7 +30,6 @@ class TopicNames:
     # services (std_srvs/Trigger) of robo_rl's controller node and of the twin
     estop: str = "/cartesian_impedance_controller/estop"
     recover: str = "/cartesian_impedance_controller/recover"
-    twin_reset: str = "/twin/reset"
     action: str = "/policy/action"                              # Float32MultiArray, policy node
 
 
@@ -86,4 +88,32 @@ class RobotEnvConfig:
     stream_hz: float = 20.0             # keep-alive re-publishing of the last equilibrium
     startup_timeout: float = 60.0       # s for the nodes to come up (twin: process start)
     controller: str = "robo_rl"         # robo_rl (our node: status, e-stop) | external
+    # twin bring-up: the controller node's joint-state watchdog. The twin, the controller and
+    # the learner share the CPU (2 cores here: 15-60 ms stalls under training load); a real
+    # arm's controller node keeps its own (ControllerNodeConfig.joint_state_timeout, 15 ms)
+    twin_joint_state_timeout: float = 0.1
     record: str | None = None           # MCAP path: record the session's topics there
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.kind not in HARDWARE_KINDS:
+            problems.append(f"hardware.kind={self.kind!r} must be one of {HARDWARE_KINDS}")
+        if self.controller not in CONTROLLER_KINDS:
+            problems.append(f"hardware.controller={self.controller!r} must be one of "
+                            f"{CONTROLLER_KINDS}")
+        if self.kind == "twin" and self.controller != "robo_rl":
+            problems.append("hardware.kind=twin brings up robo_rl's controller node: set "
+                            "hardware.controller=robo_rl (external controllers: kind=real)")
+        if not (isinstance(self.domain_id, int) and 0 <= self.domain_id <= MAX_DOMAIN_ID):
+            problems.append(f"hardware.domain_id={self.domain_id} must be in 0..{MAX_DOMAIN_ID}")
+        for name in ("reset_speed", "reset_tolerance", "reset_timeout", "message_timeout",
+                     "startup_timeout", "stream_hz", "twin_joint_state_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0 and value < float("inf")):
+                problems.append(f"hardware.{name}={value} must be finite and > 0")
+        if self.settle_time < 0:
+            problems.append(f"hardware.settle_time={self.settle_time} must be >= 0")
+        if len(self.joint_names) == 0 or len(set(self.joint_names)) != len(self.joint_names):
+            problems.append(f"hardware.joint_names={list(self.joint_names)} must be distinct names")
+        if problems:
+            raise ValueError("invalid hardware config:\n  - " + "\n  - ".join(problems))

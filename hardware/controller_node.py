@@ -62,9 +62,24 @@ NODE_NAME = "cartesian_impedance_controller"
 # measured dt is clamped to this band around 1 / rate_hz (a stalled process must not make
 # the torque-rate limit allow a 100x step, a doubled callback must not stall the filter)
 DT_CLAMP = (0.25, 4.0)
-STATS_WINDOW = 20000          # ticks of period / cost samples kept for the status percentiles
+STATS_WINDOW = 1000           # ticks (1 s at 1 kHz) of period / cost samples behind the status percentiles
 LOG_THROTTLE_S = 1.0          # at most one log line per second per kind of rejection
 STATUS_NAME = "robo_rl impedance controller"
+
+
+def _guarded(kind: str):
+    """An input callback that raises (a bug, an odd message) logs and counts a rejection
+    instead of taking the node down: the control loop must outlive any one message."""
+    def wrap(callback):
+        def guarded(self, msg):
+            try:
+                callback(self, msg)
+            except Exception as error:  # noqa: BLE001 - see the docstring
+                self._reject(kind, f"internal error handling the message: {error!r}")
+        guarded.__name__ = callback.__name__
+        guarded.__doc__ = callback.__doc__
+        return guarded
+    return wrap
 
 
 class ControllerNode(LifecycleNode):
@@ -132,7 +147,7 @@ class ControllerNode(LifecycleNode):
         self.effort_pub = self.create_publisher(Float64MultiArray, topics.effort_commands,
                                                 command_qos())
         self.status_pub = self.create_publisher(DiagnosticArray, topics.status, command_qos(10))
-        self._subs = [
+        self._io_subscriptions = [
             self.create_subscription(JointState, topics.joint_states, self._on_joint_state,
                                      sensor_qos()),
             self.create_subscription(PoseStamped, topics.equilibrium_pose, self._on_pose,
@@ -141,7 +156,7 @@ class ControllerNode(LifecycleNode):
                                      command_qos()),
             self.create_subscription(WrenchStamped, topics.wrench, self._on_wrench, sensor_qos()),
         ]
-        self._services = [self.create_service(Trigger, topics.estop, self._on_estop),
+        self._io_services = [self.create_service(Trigger, topics.estop, self._on_estop),
                           self.create_service(Trigger, topics.recover, self._on_recover)]
         self._status_timer = self.create_timer(1.0 / node.status_rate_hz, self._publish_status)
         self._configured = True
@@ -184,9 +199,9 @@ class ControllerNode(LifecycleNode):
             return
         self._stop_control()
         self.destroy_timer(self._status_timer)
-        for sub in self._subs:
+        for sub in self._io_subscriptions:
             self.destroy_subscription(sub)
-        for srv in self._services:
+        for srv in self._io_services:
             self.destroy_service(srv)
         self.destroy_publisher(self.effort_pub)
         self.destroy_publisher(self.status_pub)
@@ -219,6 +234,14 @@ class ControllerNode(LifecycleNode):
         self.hold_since = None
 
     def _control(self) -> None:
+        try:
+            self._control_tick()
+        except Exception as error:  # noqa: BLE001 - a failing tick must leave zero torque
+            self._enter_fault(f"internal error in the control tick: {error!r}")
+            self.get_logger().error("control tick failed", throttle_duration_sec=LOG_THROTTLE_S)
+            self.effort_pub.publish(self._zero)
+
+    def _control_tick(self) -> None:
         start = time.perf_counter()
         now = time.monotonic()
         if self.last_tick is not None:
@@ -247,13 +270,13 @@ class ControllerNode(LifecycleNode):
         if (self.equilibrium_time is not None and self.equilibrium_stale_since is None
                 and now - self.equilibrium_time > timeout):
             self.equilibrium_stale_since = now
-            self.get_logger().warn(f"equilibrium pose stale (none for {timeout} s): holding the "
+            self.get_logger().warning(f"equilibrium pose stale (none for {timeout} s): holding the "
                                    "last accepted pose")
         was_holding = self.tick.holding
         tau, _ = self.tick.step(state, self.wrench, dt)
         if self.tick.holding and not was_holding:
             self.hold_since = now
-            self.get_logger().warn(f"safety hold: {self.tick.hold_reason}")
+            self.get_logger().warning(f"safety hold: {self.tick.hold_reason}")
         self.torque = tau
         self._command.data = tau.tolist()
         self.effort_pub.publish(self._command)
@@ -270,9 +293,10 @@ class ControllerNode(LifecycleNode):
     def _reject(self, kind: str, reason: Exception | str) -> None:
         self.rejections[kind] = self.rejections.get(kind, 0) + 1
         self.last_rejection = f"{kind}: {reason}"
-        self.get_logger().warn(f"rejected {kind}: {reason}",
+        self.get_logger().warning(f"rejected {kind}: {reason}",
                                throttle_duration_sec=LOG_THROTTLE_S)
 
+    @_guarded("joint_states")
     def _on_joint_state(self, msg) -> None:
         try:
             sample = self.joints.read(msg)
@@ -281,12 +305,14 @@ class ControllerNode(LifecycleNode):
             return
         self.sample, self.sample_time = sample, time.monotonic()
 
+    @_guarded("wrench")
     def _on_wrench(self, msg) -> None:
         try:
             self.wrench = read_wrench(msg)
         except Rejected as reason:
             self._reject("wrench", reason)
 
+    @_guarded("equilibrium_pose")
     def _on_pose(self, msg) -> None:
         try:
             pos, quat = self.poses.read(msg)
@@ -304,6 +330,7 @@ class ControllerNode(LifecycleNode):
             self.get_logger().info("equilibrium pose stream back: following it again")
             self.equilibrium_stale_since = None
 
+    @_guarded("stiffness")
     def _on_stiffness(self, msg) -> None:
         try:
             stiffness = read_stiffness(msg)

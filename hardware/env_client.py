@@ -42,8 +42,8 @@ from robo_rl.envs.arm import PREFIX, ArmBackend
 from robo_rl.envs.config import EnvConfig
 
 from .config import RobotEnvConfig
-from .ros import (LOOPBACK_DISCOVERY, JointStateReader, Rejected, command_qos, import_rclpy,
-                  pose_message, read_wrench, sensor_qos)
+from .ros import (LOOPBACK_DISCOVERY, JointStateReader, Rejected, command_qos,
+                  import_rclpy, pose_message, read_wrench, sensor_qos, spin)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,12 @@ SUPPORTED_TASKS = ("reach",)
 RESET_STREAM_HZ = 50.0        # equilibrium messages per second while moving to a start pose
 SETTLED_SPEED = 0.01          # m/s: below this TCP speed the arm counts as settled
 STATUS_WAIT_S = 0.2           # how long a recover call waits for the next status sample
+RECOVER_ATTEMPTS = 5          # recover calls before reset() gives up
 TRIP_FREE_REASONS = ("", "equilibrium stale")  # holds that are not safety trips
+
+
+class _MoveInterrupted(Exception):
+    """The controller tripped, errored or was e-stopped during a reset move."""
 
 
 @dataclass
@@ -78,9 +83,8 @@ class RobotLink:
         rclpy = import_rclpy()
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped, WrenchStamped
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image, JointState
-        from std_msgs.msg import Float64MultiArray
+        from std_msgs.msg import Float32MultiArray, Float64MultiArray
         from std_srvs.srv import Trigger
 
         os.environ.update(LOOPBACK_DISCOVERY)
@@ -112,16 +116,26 @@ class RobotLink:
         self.recover_client = n.create_client(Trigger, topics.recover)
         self.estop_client = n.create_client(Trigger, topics.estop)
         n.create_timer(1.0 / hw.stream_hz, self._keep_alive)
+        self.action_pub = n.create_publisher(Float32MultiArray, topics.action, command_qos(10))
+        self._create_entities(n)
+        # rclpy's SingleThreadedExecutor here, not the EventsExecutor the nodes use: this
+        # executor spins in a background thread of the learner's process (beside other
+        # clients in tests), where the experimental EventsExecutor crashed the process
+        from rclpy.executors import SingleThreadedExecutor
+
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(n)
         self.thread = threading.Thread(target=self._spin, name="robo_rl_env_ros", daemon=True)
         self.thread.start()
 
+    def _create_entities(self, node) -> None:
+        """Subclasses add subscriptions/publishers here (before the executor spins)."""
+
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
 
         try:
-            self.executor.spin()
+            spin(self.executor, self.context)
         except (ExternalShutdownException, Exception):  # context shut down by close()
             pass
 
@@ -131,7 +145,7 @@ class RobotLink:
             sample = self.joints.read(msg)
         except Rejected as reason:
             self.rejected += 1
-            self.node.get_logger().warn(f"rejected joint state: {reason}",
+            self.node.get_logger().warning(f"rejected joint state: {reason}",
                                         throttle_duration_sec=1.0)
             return
         with self.lock:
@@ -313,16 +327,24 @@ class RosArmBackend(ArmBackend):
                             delta("energy_dissipated"), None, trip, reason or None)
 
     # ------------------------------------------------------------------ episode
+    def _tripped(self, status: dict[str, str]) -> bool:
+        """The controller holds for a reason only recover clears (trip, e-stop, error)."""
+        if self.hw.controller != "robo_rl" or not status:
+            return False
+        state = status.get("state")
+        return state in ("estop", "error") or (
+            state == "holding" and status.get("hold_reason", "") not in TRIP_FREE_REASONS)
+
     def _recover_if_needed(self) -> None:
         status = self.link.latest()[3]
-        if self.hw.controller != "robo_rl" or not status:
-            return
-        if status.get("state") in ("holding", "estop", "error") and (
-                status.get("hold_reason", "") not in TRIP_FREE_REASONS
-                or status.get("state") != "holding"):
+        if self._tripped(status):
             log.warning("controller %s (%s): calling recover before the next episode",
                         status.get("state"), status.get("hold_reason"))
-            ok, message = self.link.call(self.link.recover_client, self.hw.reset_timeout)
+            for _ in range(RECOVER_ATTEMPTS):  # fails while joint states are a moment late
+                ok, message = self.link.call(self.link.recover_client, self.hw.reset_timeout)
+                if ok:
+                    break
+                time.sleep(STATUS_WAIT_S)
             if not ok:
                 raise RuntimeError(f"the controller is {status.get('state')} "
                                    f"({status.get('hold_reason')}) and recover failed: {message}")
@@ -352,8 +374,10 @@ class RosArmBackend(ArmBackend):
                     return
             else:
                 settled_since = None
+            status = self.link.latest()[3]
+            if self._tripped(status):
+                raise _MoveInterrupted(f"{status.get('state')}: {status.get('hold_reason')}")
             if now > deadline:
-                status = self.link.latest()[3]
                 raise RuntimeError(
                     f"reset: the arm did not reach the start pose {np.round(goal_pos, 3).tolist()} "
                     f"within {hw.reset_timeout} s after the move (off by {error:.3f} m, moving "
@@ -367,10 +391,18 @@ class RosArmBackend(ArmBackend):
         task = self._env
         if seed is not None:
             task._np_random, _ = gym.utils.seeding.np_random(seed)
-        self._recover_if_needed()
         mujoco.mj_resetData(task.model, task.data)
         start_pos = task._sample_episode(task.np_random)   # goal and start, the task's RNG
-        self._move_to(np.asarray(start_pos, dtype=np.float64), task.home_quat)
+        for attempt in range(RECOVER_ATTEMPTS):
+            self._recover_if_needed()
+            try:
+                self._move_to(np.asarray(start_pos, dtype=np.float64), task.home_quat)
+                break
+            except _MoveInterrupted as why:
+                log.warning("reset move interrupted (%s); recovering and moving again", why)
+        else:
+            raise RuntimeError(f"reset: the controller stopped the move to the start pose "
+                               f"{RECOVER_ATTEMPTS} times; last: {why}")
         self._measure()
         obs, info = task.begin_episode()
         # the controller's target is the start pose; the episode's set-point starts at the

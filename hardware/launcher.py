@@ -47,7 +47,8 @@ def controller_parameters(task: str, task_env, hw: RobotEnvConfig,
     """The controller node's parameters for arm task `task_env` (its impedance, tank, safety)."""
     node = ControllerNodeConfig(task=task, base_frame=hw.base_frame,
                                 joint_names=tuple(hw.joint_names),
-                                energy_tank=bool(task_env.config.energy_tank), autostart=autostart)
+                                energy_tank=bool(task_env.config.energy_tank), autostart=autostart,
+                                joint_state_timeout=hw.twin_joint_state_timeout)
     return defaults(CONTROLLER_GROUPS, **{"": node, "impedance": task_env.config.impedance,
                                           "safety": task_env.safety.params,
                                           "tank": task_env.config.tank, "topics": hw.topics})
@@ -112,8 +113,10 @@ def node_argv(module: str, params_file: Path) -> list[str]:
 
 
 def bring_up(hw: RobotEnvConfig, task: str, task_env, record: str | None = None,
-             log_dir: Path | None = None, image_rate_hz: float = 0.0) -> Processes:
-    """Start twin + controller (+ recorder) for arm task `task`; -> Processes (call stop())."""
+             log_dir: Path | None = None, image_rate_hz: float = 0.0,
+             controller_overrides: dict[str, Any] | None = None) -> Processes:
+    """Start twin + controller (+ recorder) for arm task `task`; -> Processes (call stop()).
+    controller_overrides: flat controller-node parameters on top of the task's (tests, labs)."""
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="robo_rl_ros_"))
     log_dir.mkdir(parents=True, exist_ok=True)
     env = ros_environment(hw.domain_id)
@@ -126,7 +129,8 @@ def bring_up(hw: RobotEnvConfig, task: str, task_env, record: str | None = None,
         twin_file = write_params_file(log_dir / "twin.yaml", TWIN,
                                       twin_parameters(task, hw, image_rate_hz))
         ctl_file = write_params_file(log_dir / "controller.yaml", CONTROLLER,
-                                     controller_parameters(task, task_env, hw))
+                                     {**controller_parameters(task, task_env, hw),
+                                      **(controller_overrides or {})})
         procs.start("twin", node_argv("robo_rl.hardware.twin_node", twin_file), env)
         procs.start("controller", node_argv("robo_rl.hardware.controller_node", ctl_file), env)
         if record:

@@ -14,15 +14,18 @@ from typing import Sequence
 
 import numpy as np
 
+from .config import MAX_DOMAIN_ID
+
 # Discovery stays on this host. ROS_LOCALHOST_ONLY is ignored by the PyPI wheels; these are
 # the settings that hold (Jazzy and newer).
 LOOPBACK_DISCOVERY = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
 NS_PER_S = 1_000_000_000
+EXECUTOR_ENV = "ROBO_RL_ROS_EXECUTOR"   # events (default) | single: rclpy's SingleThreadedExecutor
 
 
 def ros_environment(domain_id: int, base: dict | None = None) -> dict[str, str]:
     """An environment for a child ROS 2 process: loopback discovery and `domain_id`."""
-    if not (isinstance(domain_id, int) and 0 <= domain_id <= 101):
+    if not (isinstance(domain_id, int) and 0 <= domain_id <= MAX_DOMAIN_ID):
         raise ValueError(f"ROS_DOMAIN_ID {domain_id!r} must be an integer in 0..101 (the range "
                          "that works on every DDS vendor); set hardware.domain_id")
     env = dict(os.environ if base is None else base)
@@ -188,33 +191,61 @@ def declare_parameters(node, values: dict) -> dict:
     return {name: node.get_parameter(name).value for name in values}
 
 
+def fast_executor(context=None):
+    """rclpy's EventsExecutor (C++ event queue) where this rclpy has it, else the
+    SingleThreadedExecutor. Why: a 1 kHz timer node spun by SingleThreadedExecutor took a whole
+    core here (the wait set is rebuilt in Python on every spin); see BENCHMARKS.md."""
+    try:
+        if os.environ.get(EXECUTOR_ENV, "events") == "single":
+            raise ImportError(f"{EXECUTOR_ENV}=single")
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        from rclpy.executors import SingleThreadedExecutor
+
+        return SingleThreadedExecutor(context=context)
+    return EventsExecutor(context=context)
+
+
+SPIN_TIMEOUT_S = 0.1
+
+
+def spin(executor, context) -> None:
+    """Spin until the context shuts down. spin_once in a loop: the EventsExecutor's own spin()
+    starved a 1 kHz timer while busy-waiting a core here (rclpy 9.1.2)."""
+    while context.ok():
+        executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
+
+
 def run_node(make_node, argv: Sequence[str] | None = None) -> int:
     """rclpy.init, spin the node until Ctrl-C / SIGTERM, shut down cleanly -> exit code.
     A ValueError/RuntimeError from building the node (bad parameters) is one logged line."""
-    import signal
     import sys
 
     rclpy = import_rclpy()
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
 
+    # rclpy's own handlers (SIGINT and SIGTERM) shut the context down, which ends spin()
     rclpy.init(args=list(sys.argv if argv is None else argv))
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     node = None
+    code = 0
     try:
         node = make_node()
-        executor = SingleThreadedExecutor()
+        executor = fast_executor()
         executor.add_node(node)
-        executor.spin()
+        spin(executor, node.context)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, RuntimeError) as error:
         print(f"robo-rl: error: {error}", file=sys.stderr, flush=True)
-        return 2
+        code = 2
     finally:
         if node is not None:
-            close = getattr(node, "close", None)
-            if close is not None:
-                close()
-            node.destroy_node()
+            try:
+                close = getattr(node, "close", None)
+                if close is not None:
+                    close()
+                node.destroy_node()
+            except Exception:  # noqa: BLE001 - the context is already gone: nothing to free
+                pass
         rclpy.try_shutdown()
-    return 0
+    return code

@@ -81,7 +81,6 @@ class TwinNode(Node):
         self.dropped_steps = 0
         self.next_image = self.start
         self.timer = self.create_timer(self.dt, self._tick)
-        self._publish_state()
         self.get_logger().info(f"twin of arm/{c.task} at {c.rate_hz:g} Hz: "
                                f"{topics.joint_states}, {topics.effort_commands}")
 
@@ -94,7 +93,7 @@ class TwinNode(Node):
                 raise Rejected("effort command not finite (NaN/inf)")
         except Rejected as reason:
             self.rejected += 1
-            self.get_logger().warn(f"rejected: {reason}", throttle_duration_sec=1.0)
+            self.get_logger().warning(f"rejected: {reason}", throttle_duration_sec=1.0)
             return
         np.clip(tau, self.ctrl_low, self.ctrl_high, out=self.command)
         self.command_time = time.monotonic()

@@ -4,6 +4,8 @@
     robo-rl train hydra.run.dir=runs/x resume=true
     robo-rl train -m seed=0,1,2 hydra/launcher=joblib
     robo-rl eval checkpoint=runs/x/checkpoints/latest.pt episodes=10 video=true
+    robo-rl train task=arm/reach hardware=twin       # through ROS 2 nodes (pip install 'robo_rl[ros]')
+    robo-rl ros up twin [task=reach] [domain_id=42] [record=session.mcap]
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def available(group: str) -> list[str]:
 def _check_group_choices(overrides: list[str]) -> None:
     """Unknown agent/task/constraint names fail here with the valid list, before Hydra starts."""
     for override in overrides:
-        match = re.fullmatch(r"\+?\+?(agent|task|constraint)=([^,]+)", override)
+        match = re.fullmatch(r"\+?\+?(agent|task|constraint|hardware)=([^,]+)", override)
         if not match:
             continue
         group, choice = match.groups()
@@ -165,9 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
-        print("commands:", ", ".join(COMMANDS))
+        print("commands:", ", ".join([*COMMANDS, "ros"]))
         return
     command, rest = argv[0], argv[1:]
+    if command == "ros":  # ROS 2 bring-up: no Hydra, plain arguments (robo_rl.hardware.launcher)
+        try:
+            from robo_rl.hardware.launcher import main as ros_main
+        except RuntimeError as exc:  # rclpy missing: how to install it
+            _fail(exc)
+        sys.exit(ros_main(rest))
     if command not in COMMANDS:
         print(f"robo-rl: error: unknown command '{command}'; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -11,6 +11,7 @@ before anything runs. Value ranges (``train.steps > 0``) are checked by each dat
     task (configs/task/**)           -> robo_rl.envs.EnvConfig
     agent (configs/agent/*)          -> the learner's config dataclass (schema/agent/<name>)
     constraint (configs/constraint/*)-> LagrangianConfig (schema/constraint/energy) or none
+    hardware (configs/hardware/*)    -> robo_rl.hardware.config.RobotEnvConfig or null
     robo-rl eval (configs/eval.yaml) -> EvalRunConfig
 
 Each agent and constraint YAML starts with ``defaults: [/schema/<group>/<name>@_here_, _self_]``;
@@ -25,6 +26,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from robo_rl.envs.config import EnvConfig
+from robo_rl.hardware.config import RobotEnvConfig
 
 RESUME_MODES = ("auto", "true", "false")
 
@@ -109,6 +111,7 @@ class TrainRunConfig:
     resume: str = "auto"        # auto | true | false
     train: TrainConfig = field(default_factory=TrainConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    hardware: RobotEnvConfig | None = None  # hardware=twin|real: the task over ROS 2
 
 
 @dataclass
@@ -179,7 +182,9 @@ def check_train_config(cfg: DictConfig) -> None:
     from robo_rl.agents.constraint import check_constraint_config, constraint_config
 
     problems: list[str] = []
-    for part in ("train", "replay", "task"):
+    for part in ("train", "replay", "task", "hardware"):
+        if cfg.get(part) is None:
+            continue
         try:
             OmegaConf.to_object(cfg[part])
         except ConfigError as exc:

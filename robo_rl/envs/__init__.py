@@ -31,11 +31,21 @@ def list_tasks() -> list[str]:
     return sorted(dmc.task_table()) + sorted(gym_mujoco.task_names()) + arm.task_names()
 
 
-def make_env(cfg: EnvConfig | Mapping[str, Any], seed: int | None = None) -> RoboEnv:
-    """Build the env `cfg` names; `seed` (default cfg.seed) seeds its first reset."""
+def make_env(cfg: EnvConfig | Mapping[str, Any], seed: int | None = None,
+             hardware: Any = None) -> RoboEnv:
+    """Build the env `cfg` names; `seed` (default cfg.seed) seeds its first reset. `hardware`
+    (a robo_rl.hardware.config.RobotEnvConfig) runs an arm task over ROS 2 instead: the twin
+    or a real arm (robo_rl.hardware, imported only then)."""
     if not isinstance(cfg, EnvConfig):
         cfg = EnvConfig.from_dict(cfg)
     seed = cfg.seed if seed is None else seed
+    if hardware is not None:
+        if not cfg.name.startswith("arm/"):
+            raise ValueError(f"hardware={hardware.kind} drives a robot arm: use an arm/ task "
+                             f"(got {cfg.name}) or hardware=none")
+        from robo_rl.hardware.env_client import make_robot_env
+
+        return make_robot_env(cfg, hardware, seed)
     return RoboEnv(_make_backend(cfg, seed), cfg, seed)
 
 

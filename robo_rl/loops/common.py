@@ -39,6 +39,17 @@ def env_config(task_cfg: DictConfig | dict, seed: int) -> EnvConfig:
     return EnvConfig.from_dict({**values, "seed": seed})
 
 
+def hardware_config(cfg: DictConfig):
+    """The run's RobotEnvConfig (hardware=twin|real), or None (simulation)."""
+    node = cfg.get("hardware") if isinstance(cfg, DictConfig) else None
+    if node is None:
+        return None
+    from robo_rl.hardware.config import RobotEnvConfig
+
+    values = OmegaConf.to_object(node) if isinstance(node, DictConfig) else node
+    return values if isinstance(values, RobotEnvConfig) else RobotEnvConfig(**values)
+
+
 def describe_spaces(observation_space: gym_spaces.Space, action_space: gym_spaces.Space) -> dict:
     """A plain-data description of the spaces, stored in checkpoints and compared on resume."""
 

@@ -14,6 +14,19 @@ from robo_rl.loops.common import describe_spaces, env_config, evaluate, resolve_
 from robo_rl.seeding import eval_seeds
 
 
+def agent_from_checkpoint(payload: dict, ckpt_path: Path, env, device):
+    """The checkpoint's agent, rebuilt from its own config, for `env` (spaces checked)."""
+    run_cfg = OmegaConf.create(payload["config"])
+    problem = spaces_mismatch(payload["spaces"], describe_spaces(env.observation_space, env.action_space))
+    if problem:
+        raise CheckpointError(f"{ckpt_path}: the task in its config no longer matches its spaces ({problem})")
+    agent = make_agent(upgrade_agent_config(OmegaConf.to_container(run_cfg.agent, resolve=True)),
+                       env.observation_space, env.action_space, device,
+                       constraint=constraint_config(run_cfg.get("constraint")))
+    agent.load_state_dict(payload["agent"])
+    return agent
+
+
 def run_eval(cfg: DictConfig) -> str:
     OmegaConf.to_object(cfg)  # EvalRunConfig's range checks
     ckpt_path = Path(cfg.checkpoint)
@@ -22,13 +35,7 @@ def run_eval(cfg: DictConfig) -> str:
     set_threads(cfg.threads)
     run_cfg = OmegaConf.create(payload["config"])
     env = make_env(env_config(run_cfg.task, cfg.seed), seed=cfg.seed)
-    problem = spaces_mismatch(payload["spaces"], describe_spaces(env.observation_space, env.action_space))
-    if problem:
-        raise CheckpointError(f"{ckpt_path}: the task in its config no longer matches its spaces ({problem})")
-    agent = make_agent(upgrade_agent_config(OmegaConf.to_container(run_cfg.agent, resolve=True)),
-                       env.observation_space, env.action_space, device,
-                       constraint=constraint_config(run_cfg.get("constraint")))
-    agent.load_state_dict(payload["agent"])
+    agent = agent_from_checkpoint(payload, ckpt_path, env, device)
     result = evaluate(agent, env, cfg.episodes, record_video=cfg.video, video_size=cfg.video_size,
                       deterministic=cfg.deterministic, seeds=eval_seeds(cfg.seed, cfg.episodes))
     env.close()

@@ -37,8 +37,8 @@ from robo_rl.agents.constraint import constraint_config
 from robo_rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from robo_rl.envs import make_env
 from robo_rl.logger import RunLogger
-from robo_rl.loops.common import (describe_spaces, env_config, evaluate, resolve_device, set_threads,
-                                  spaces_mismatch)
+from robo_rl.loops.common import (describe_spaces, env_config, evaluate, hardware_config, resolve_device,
+                                  set_threads, spaces_mismatch)
 from robo_rl.loops.episodes import EpisodeStartSource, ResetStarts
 from robo_rl.loops.schedule import UpdateFeedback, UpdateSchedule, make_schedule
 from robo_rl.replay import MixedSource, ReplayBuffer
@@ -100,8 +100,11 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
 
     # Every episode is reset with a seed of its own (robo_rl.seeding), so the env's construction
     # seed only matters for its action_space.sample().
-    env = make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed)
-    eval_env = make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed)
+    env = make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed, hardware=hardware_config(cfg))
+    # One robot is one env: a ROS 2 arm (hardware=twin|real) is evaluated on itself, and the
+    # training episode an evaluation interrupts is closed there and a new one begins.
+    robot_env = bool(getattr(env.backend, "shares_robot", False))
+    eval_env = env if robot_env else make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed)
     eval_episode_seeds = eval_seeds(cfg.seed, t.eval_episodes)  # disjoint from training episodes
     spaces = describe_spaces(env.observation_space, env.action_space)
 
@@ -303,6 +306,9 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
 
             if step % t.eval_every == 0:
                 run_eval(step)
+                if robot_env and obs is not None:  # the arm moved on: the episode was cut
+                    episode += 1
+                    obs, episode_cost = None, 0.0
             if step % t.checkpoint_every == 0:
                 save(step)
             if bar is not None and (step % t.log_every == 0 or step == t.steps):
@@ -333,7 +339,8 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
             bar.close()
         logger.close()
         env.close()
-        eval_env.close()
+        if eval_env is not env:
+            eval_env.close()
 
     return TrainResult(run_dir=run_dir, steps=step, first_eval=evals[0][1] if evals else None,
                        last_eval=evals[-1][1] if evals else None, checkpoint=final_ckpt, video=last_video,

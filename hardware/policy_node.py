@@ -1,0 +1,106 @@
+"""Policy serving: a robo_rl checkpoint driving an arm over ROS 2 at its policy rate.
+
+    ros2 run robo_rl policy_node --ros-args -p checkpoint:=runs/x/checkpoints/latest.pt
+    python -m robo_rl.hardware.policy_node --ros-args -p checkpoint:=... -p episodes:=5
+
+The node is the env client (hardware/env_client.py: same observations, action mapping and
+safety clip as the task the checkpoint was trained on) plus the checkpoint's agent acting in
+eval mode; each action is also published as std_msgs/Float32MultiArray on topics.action so a
+lab can log or inspect it. Episodes start as the env client's reset does (move to a sampled
+start pose). The ROS_DOMAIN_ID of the process is the domain it drives.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .config import RobotEnvConfig
+from .ros import import_rclpy
+
+NODE_NAME = "policy"
+# parameter -> default: checkpoint (required), the task's policy rate (0 = as trained; any other
+# value must equal it: a policy is not rate-independent), task (empty = the checkpoint's; else
+# must match), episodes (0 = until stopped)
+PARAMETERS = {"checkpoint": "", "rate_hz": 0.0, "task": "", "episodes": 0}
+
+
+def read_parameters(argv) -> dict:
+    """Parameters from `--ros-args -p name:=value` through a short-lived rclpy node."""
+    rclpy = import_rclpy()
+    from rclpy.node import Node
+
+    rclpy.init(args=list(argv))
+    try:
+        node = Node(NODE_NAME)
+        for name, value in PARAMETERS.items():
+            node.declare_parameter(name, value)
+        values = {name: node.get_parameter(name).value for name in PARAMETERS}
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    return values
+
+
+def serve(params: dict, hw: RobotEnvConfig | None = None) -> int:
+    """Run the checkpoint's policy on the arm; -> episodes run."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from robo_rl.checkpoint import load_checkpoint
+    from robo_rl.loops.common import env_config, resolve_device
+    from robo_rl.loops.evaluate import agent_from_checkpoint
+    from std_msgs.msg import Float32MultiArray
+
+    from .env_client import make_robot_env
+
+    if not params["checkpoint"]:
+        raise ValueError("policy_node needs a checkpoint: --ros-args -p checkpoint:=PATH")
+    path = Path(params["checkpoint"])
+    payload = load_checkpoint(path)
+    run_cfg = OmegaConf.create(payload["config"])
+    task = str(run_cfg.task.name)
+    if params["task"] and params["task"] not in (task, task.removeprefix("arm/")):
+        raise ValueError(f"task={params['task']} but {path} was trained on {task}")
+    cfg = env_config(run_cfg.task, 0)
+    control_hz = float(cfg.options.get("control_hz", 10.0))
+    if params["rate_hz"] and abs(params["rate_hz"] - control_hz) > 1e-9:
+        raise ValueError(f"rate_hz={params['rate_hz']} but {path} was trained at {control_hz} Hz "
+                         "(task.options.control_hz); serve it at that rate")
+    hw = hw or RobotEnvConfig(kind="real", domain_id=int(os.environ.get("ROS_DOMAIN_ID", "0")))
+    env = make_robot_env(cfg, hw, seed=0)
+    try:
+        agent = agent_from_checkpoint(payload, path, env, resolve_device("auto"))
+        publisher = env.backend.link.action_pub
+        episode = 0
+        while params["episodes"] <= 0 or episode < params["episodes"]:
+            obs, _ = env.reset(seed=episode)
+            done = False
+            while not done:
+                action = agent.act(obs, eval_mode=True)
+                publisher.publish(Float32MultiArray(data=np.asarray(action, np.float32).tolist()))
+                obs, _, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+            print(f"policy: episode {episode} success={info.get('success')} steps "
+                  f"{env.backend.task.step_count}", file=sys.stderr, flush=True)
+            episode += 1
+    finally:
+        env.close()
+    return episode
+
+
+def main(argv=None) -> int:
+    argv = sys.argv if argv is None else argv
+    try:
+        serve(read_parameters(argv))
+    except KeyboardInterrupt:
+        return 0
+    except (ValueError, RuntimeError, OSError) as error:
+        print(f"robo-rl: error: {error}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
