@@ -31,9 +31,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def compose_config(steps: int, seed_steps: int, eval_every: int, eval_episodes: int, threads: int,
                    seed: int, init_temperature: float, extra: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    from robo_rl.cli import config_dir
+    from robo_rl.config_schema import compose_train_config
 
     overrides = ["agent=sac", "task=arm/reach", f"agent.init_temperature={init_temperature}",
                  f"train.steps={steps}",
@@ -41,8 +39,7 @@ def compose_config(steps: int, seed_steps: int, eval_every: int, eval_episodes: 
                  f"train.eval_episodes={eval_episodes}", f"train.checkpoint_every={steps}",
                  "train.video=false", "train.progress=false", "replay.persist=false",
                  f"threads={threads}", "device=cpu", f"seed={seed}", *extra]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides), overrides
+    return compose_train_config(overrides), overrides
 
 
 def read_eval_curve(run_dir: Path) -> list[tuple[int, float, float]]:

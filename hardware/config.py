@@ -95,6 +95,7 @@ class RobotEnvConfig:
     record: str | None = None           # MCAP path: record the session's topics there
 
     def __post_init__(self) -> None:
+        self.joint_names = tuple(self.joint_names)  # YAML gives a list
         problems = []
         if self.kind not in HARDWARE_KINDS:
             problems.append(f"hardware.kind={self.kind!r} must be one of {HARDWARE_KINDS}")

@@ -92,6 +92,10 @@ def serve(params: dict, hw: RobotEnvConfig | None = None) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv if argv is None else argv
+    ours = argv[1:argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in ours or "--help" in ours:
+        print(__doc__)
+        return 0
     try:
         serve(read_parameters(argv))
     except KeyboardInterrupt:

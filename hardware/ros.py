@@ -221,11 +221,16 @@ def run_node(make_node, argv: Sequence[str] | None = None) -> int:
     A ValueError/RuntimeError from building the node (bad parameters) is one logged line."""
     import sys
 
+    argv = list(sys.argv if argv is None else argv)
+    ours = argv[1:argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in ours or "--help" in ours:
+        print(sys.modules[make_node.__module__].__doc__)
+        return 0
     rclpy = import_rclpy()
     from rclpy.executors import ExternalShutdownException
 
     # rclpy's own handlers (SIGINT and SIGTERM) shut the context down, which ends spin()
-    rclpy.init(args=list(sys.argv if argv is None else argv))
+    rclpy.init(args=argv)
     node = None
     code = 0
     try:
