@@ -40,6 +40,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Mapping, NamedTuple, Sequence
 
+from .config import MAX_DOMAIN_ID
+from .ros import LOOPBACK_DISCOVERY
+
 # --- file format (rosbag2 MCAP storage plugin conventions) ---
 PROFILE = "ros2"
 SCHEMA_ENCODING = "ros2msg"
@@ -59,12 +62,10 @@ QUEUE_DEPTH = 1000                     # per subscription: 1 s of a 1 kHz stream
 SPIN_TIMEOUT_S = 0.1                   # longest wait before a stop signal is noticed
 DEFAULT_NODE_NAME = "session_recorder"
 STOP_TIMEOUT_S = 10.0                  # stop_recording: SIGINT, then this long before SIGKILL
-LOOPBACK_DISCOVERY = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROG = "recorder"                      # prefix of its one-line errors
-MAX_DOMAIN_ID = 232                    # DDS port arithmetic; 0..101 is safe on every vendor
 BYTES_PER_MIB = 1024 * 1024
 NS_PER_S = 1_000_000_000
 

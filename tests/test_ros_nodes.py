@@ -127,7 +127,8 @@ def arm(ros_domain, tmp_path_factory):
     task_env = make_task("reach", **TASK_OPTIONS)
     hw = RobotEnvConfig(kind="twin", domain_id=DOMAIN,
                         twin_joint_state_timeout=SHARED_CPU_TIMEOUT)
-    procs = bring_up(hw, "reach", task_env, log_dir=tmp_path_factory.mktemp("ros_logs"),
+    logs = tmp_path_factory.mktemp("ros_logs")
+    procs = bring_up(hw, "reach", task_env, log_dir=logs,
                      controller_overrides={"equilibrium_timeout": EQUILIBRIUM_TIMEOUT})
     yield procs
     procs.stop()
@@ -463,4 +464,5 @@ def test_ros_up_rejects_bad_input_in_one_line():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "usage: robo-rl ros up twin" in result.stderr
+
 
