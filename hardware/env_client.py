@@ -393,16 +393,18 @@ class RosArmBackend(ArmBackend):
             task._np_random, _ = gym.utils.seeding.np_random(seed)
         mujoco.mj_resetData(task.model, task.data)
         start_pos = task._sample_episode(task.np_random)   # goal and start, the task's RNG
+        last_interruption = ""
         for attempt in range(RECOVER_ATTEMPTS):
             self._recover_if_needed()
             try:
                 self._move_to(np.asarray(start_pos, dtype=np.float64), task.home_quat)
                 break
             except _MoveInterrupted as why:
+                last_interruption = str(why)
                 log.warning("reset move interrupted (%s); recovering and moving again", why)
         else:
             raise RuntimeError(f"reset: the controller stopped the move to the start pose "
-                               f"{RECOVER_ATTEMPTS} times; last: {why}")
+                               f"{RECOVER_ATTEMPTS} times; last: {last_interruption}")
         self._measure()
         obs, info = task.begin_episode()
         # the controller's target is the start pose; the episode's set-point starts at the
