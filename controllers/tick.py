@@ -59,10 +59,16 @@ class ControlTick:
     def hold_reason(self) -> str | None:
         return self.safety.hold_reason
 
-    def reset(self, state: ArmState, safe_target: Sequence[float] | None = None) -> None:
+    def reset(self, state: ArmState, safe_target: Sequence[float] | None = None,
+              tank_energy: float | None = None) -> None:
         """Reference and target := the measured pose; hold cleared; ledger cleared.
-        safe_target: what SafetyLimits remembers as the last safe target (default the pose)."""
-        self.controller.reset(state)
+        safe_target: what SafetyLimits remembers as the last safe target (default the pose).
+        tank_energy: the tank's level after the reset (None: its initial_energy); a restart
+        that must not refill the tank passes the level it had."""
+        if isinstance(self.controller, PassivityFilter):
+            self.controller.reset(state, tank_energy)
+        else:
+            self.controller.reset(state)
         self.target_pos = np.array(state.ee_pos, dtype=np.float64)
         self.target_quat = tuple(quat_normalize(state.ee_quat))
         self.stiffness = None

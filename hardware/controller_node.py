@@ -119,8 +119,11 @@ class ControllerNode(LifecycleNode):
                                     f"{self.model.n_joints}-joint arm model of task {node.task}")
             return TransitionCallbackReturn.FAILURE
         self.dt = 1.0 / node.rate_hz
-        self.tank_energy_kept: float | None = None
-        self.tick = self._build_tick()
+        try:
+            self.tick = self._build_tick(self._settings)
+        except ValueError as error:
+            self.get_logger().error(f"cannot build the law from the parameters: {error}")
+            return TransitionCallbackReturn.FAILURE
         self.joints = JointStateReader(node.joint_names)
         self.poses = PoseReader(node.base_frame)
         self.sample = None               # newest JointSample
@@ -212,24 +215,35 @@ class ControllerNode(LifecycleNode):
             self._stop_control()
 
     # ------------------------------------------------------------------ the law
-    def _build_tick(self) -> ControlTick:
-        s = self._settings
-        law = CartesianImpedanceController(s["impedance"], n_joints=self.model.n_joints)
-        if s[""].energy_tank:
-            tank = EnergyTank(s["tank"])
-            if self.tank_energy_kept is not None:
-                tank.reset(self.tank_energy_kept)
-            law = PassivityFilter(law, tank)
-        return ControlTick(law, SafetyLimits(s["safety"]))
+    def _build_tick(self, settings) -> ControlTick:
+        law = CartesianImpedanceController(settings["impedance"], n_joints=self.model.n_joints)
+        if settings[""].energy_tank:
+            law = PassivityFilter(law, EnergyTank(settings["tank"]))
+        return ControlTick(law, SafetyLimits(settings["safety"]))
+
+    def _restart(self, settings, state, keep_target: bool) -> ControlTick:
+        """A new law from `settings`, started at the measured pose. keep_target (a gain change):
+        continue toward the current target with the tank at the level the running one has, so
+        parameter sets never refill it; else (activation, recover: an operator's restart, as a
+        simulated task's episode reset) hold the pose with the tank at initial_energy. Raises
+        ValueError before anything changes."""
+        old = getattr(self, "tick", None)
+        level = (old.tank.energy if keep_target and old is not None and old.tank is not None
+                 else None)
+        tick = self._build_tick(settings)
+        if level is not None and tick.tank is not None:
+            level = min(level, settings["tank"].max_energy)  # a lower cap discards the excess
+        tick.reset(state, safe_target=np.concatenate([state.ee_pos, state.ee_quat]),
+                   tank_energy=level if tick.tank is not None else None)
+        if keep_target and old is not None:
+            target = np.concatenate([old.target_pos, old.target_quat])
+            tick.safety.reset(target)
+            tick.set_target(target[:3], tuple(target[3:]))
+        return tick
 
     def _restart_at(self, state) -> None:
         """The law restarts at the measured pose: reference := pose, hold cleared."""
-        target = (self.tick.target_pos.copy(), tuple(self.tick.target_quat))
-        keep_target = self.initialised and not self.tick.holding
-        self.tick.reset(state, safe_target=np.concatenate([state.ee_pos, state.ee_quat]))
-        if keep_target:  # a gain change: continue toward the same target
-            self.tick.safety.reset(np.concatenate([target[0], target[1]]))
-            self.tick.set_target(*target)
+        self.tick = self._restart(self._settings, state, keep_target=False)
         self.initialised = True
         self.hold_since = None
 
@@ -376,11 +390,11 @@ class ControllerNode(LifecycleNode):
             response.success = False
             response.message = "no fresh joint states: cannot restart the law"
         else:
-            if self.tick.tank is not None:
-                self.tank_energy_kept = self.tick.tank.energy
-            self.tick = self._build_tick()  # parameters set while holding apply now
-            self.initialised = False
-            self._restart_at(state)
+            try:  # parameters set while holding apply now
+                self._restart_at(state)
+            except ValueError as error:
+                response.success, response.message = False, f"cannot restart the law: {error}"
+                return response
             self.fault = self.fault_since = None
             self.estopped = False
             self.equilibrium_stale_since = None
@@ -398,28 +412,25 @@ class ControllerNode(LifecycleNode):
                 f"{structural} take effect at configure: deactivate and clean up the node "
                 "first (ros2 lifecycle set ... cleanup), then set them"))
         values = {**self._values, **changed}
+        live = self._configured and self.initialised and not self.tick.holding
+        state = self._fresh_state() if live else None
         try:
             settings = build(CONTROLLER_GROUPS, values)
-            CartesianImpedanceController(settings["impedance"], n_joints=len(settings[""].joint_names))
             for name in ("equilibrium_timeout", "joint_state_timeout"):
                 value = getattr(settings[""], name)
                 if not (math.isfinite(value) and value > 0):
                     raise ValueError(f"{name}={value} must be finite and > 0 (seconds)")
+            # the whole law is built (tank level included) before anything is committed
+            tick = (self._restart(settings, state, keep_target=True) if state is not None
+                    else CartesianImpedanceController(settings["impedance"],
+                                                      n_joints=len(settings[""].joint_names)))
         except (TypeError, ValueError) as error:
             return SetParametersResult(successful=False, reason=str(error))
         self._values, self._settings = values, settings
-        if self._configured and self.initialised and not self.tick.holding:
-            state = self._fresh_state()
-            if self.tick.tank is not None:
-                self.tank_energy_kept = self.tick.tank.energy
-            target = (self.tick.target_pos.copy(), tuple(self.tick.target_quat))
-            self.tick = self._build_tick()
-            if state is not None:
-                self.tick.reset(state)
-                self.tick.safety.reset(np.concatenate([target[0], target[1]]))
-                self.tick.set_target(*target)
-            else:
-                self.initialised = False
+        if state is not None:
+            self.tick = tick
+        elif live:
+            self.initialised = False  # no fresh state: the law restarts at the next one
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ status

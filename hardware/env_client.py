@@ -335,20 +335,28 @@ class RosArmBackend(ArmBackend):
         return state in ("estop", "error") or (
             state == "holding" and status.get("hold_reason", "") not in TRIP_FREE_REASONS)
 
-    def _recover_if_needed(self) -> None:
+    def _restart_controller(self) -> None:
         status = self.link.latest()[3]
+        if status.get("state") == "estop":  # an operator's stop is never cleared by software
+            raise RuntimeError("the controller is e-stopped: check the arm, then call its "
+                               f"`recover` service ({self.hw.topics.recover}) yourself")
+        if self.hw.controller != "robo_rl" or not status:
+            return
+        # every episode starts from a restarted law, as a simulated task's reset does: the
+        # reference at the measured pose, the tank at its initial energy (a drained tank
+        # would otherwise keep the arm from moving), trips and errors cleared (logged)
         if self._tripped(status):
             log.warning("controller %s (%s): calling recover before the next episode",
                         status.get("state"), status.get("hold_reason"))
-            for _ in range(RECOVER_ATTEMPTS):  # fails while joint states are a moment late
-                ok, message = self.link.call(self.link.recover_client, self.hw.reset_timeout)
-                if ok:
-                    break
-                time.sleep(STATUS_WAIT_S)
-            if not ok:
-                raise RuntimeError(f"the controller is {status.get('state')} "
-                                   f"({status.get('hold_reason')}) and recover failed: {message}")
+        for _ in range(RECOVER_ATTEMPTS):  # fails while joint states are a moment late
+            ok, message = self.link.call(self.link.recover_client, self.hw.reset_timeout)
+            if ok:
+                break
             time.sleep(STATUS_WAIT_S)
+        if not ok:
+            raise RuntimeError(f"the controller is {status.get('state')} "
+                               f"({status.get('hold_reason')}) and recover failed: {message}")
+        time.sleep(STATUS_WAIT_S)
 
     def _move_to(self, goal_pos: np.ndarray, quat) -> None:
         """Stream the equilibrium along a straight line to goal_pos at reset_speed, then wait
@@ -395,7 +403,7 @@ class RosArmBackend(ArmBackend):
         start_pos = task._sample_episode(task.np_random)   # goal and start, the task's RNG
         last_interruption = ""
         for attempt in range(RECOVER_ATTEMPTS):
-            self._recover_if_needed()
+            self._restart_controller()
             try:
                 self._move_to(np.asarray(start_pos, dtype=np.float64), task.home_quat)
                 break

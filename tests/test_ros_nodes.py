@@ -263,6 +263,15 @@ def test_estop_holds_and_ignores_commands(probe, model):
     publish_poses(probe, before + np.array([0.05, 0.0, 0.0]), model.home_quat, 0.6)
     after, speed = tcp(model, probe)
     assert np.linalg.norm(after - before) < 0.003 and speed < 0.01
+    # the env client never clears an operator's e-stop: its reset refuses
+    env = make_robot_env(EnvConfig(name="arm/reach", options=TASK_OPTIONS), robot_config(),
+                         seed=0)
+    try:
+        with pytest.raises(RuntimeError, match="e-stopped"):
+            env.reset(seed=0)
+        assert probe.latest()[3]["state"] == "estop"
+    finally:
+        env.close()
     probe.recover()
 
 
@@ -351,6 +360,8 @@ def test_parameters_validated_on_set(probe):
     def get_value(key):
         return call(get_client, GetParameters.Request(names=[key])).values[0].double_value
 
+    ensure_running(probe)
+    level = float(probe.latest()[3]["tank_energy"])
     old = get_value("impedance.translational_stiffness")
     bad = set_value("impedance.translational_stiffness", -5.0)
     assert not bad.successful and "translational_stiffness" in bad.reason
@@ -358,6 +369,8 @@ def test_parameters_validated_on_set(probe):
     good = set_value("impedance.translational_stiffness", 1500.0)
     assert good.successful, good.reason
     assert get_value("impedance.translational_stiffness") == 1500.0
+    time.sleep(0.2)  # a restart must not refill the tank (initial_energy 1 J, it was below)
+    assert float(probe.latest()[3]["tank_energy"]) <= max(level, 1e-9) + 1e-6 or level >= 1.0
     assert set_value("impedance.translational_stiffness", old).successful
     structural = call(set_client, SetParameters.Request(parameters=[Parameter(
         name="rate_hz", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
