@@ -12,6 +12,8 @@ before anything runs. Value ranges (``train.steps > 0``) are checked by each dat
     agent (configs/agent/*)          -> the learner's config dataclass (schema/agent/<name>)
     constraint (configs/constraint/*)-> LagrangianConfig (schema/constraint/energy) or none
     hardware (configs/hardware/*)    -> robo_rl.hardware.config.RobotEnvConfig or null
+    plasticity                       -> robo_rl.plasticity.PlasticityConfig
+    preset (configs/preset/*)        -> no schema of its own: sets keys of the groups above
     robo-rl eval (configs/eval.yaml) -> EvalRunConfig
 
 Each agent and constraint YAML starts with ``defaults: [/schema/<group>/<name>@_here_, _self_]``;
@@ -27,6 +29,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from robo_rl.envs.config import EnvConfig
 from robo_rl.hardware.config import RobotEnvConfig
+from robo_rl.plasticity import PlasticityConfig
 
 RESUME_MODES = ("auto", "true", "false")
 
@@ -112,6 +115,7 @@ class TrainRunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     hardware: RobotEnvConfig | None = None  # hardware=twin|real: the task over ROS 2
+    plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)  # dormant ratio / FAU probes
 
 
 @dataclass
@@ -182,7 +186,7 @@ def check_train_config(cfg: DictConfig) -> None:
     from robo_rl.agents.constraint import check_constraint_config, constraint_config
 
     problems: list[str] = []
-    for part in ("train", "replay", "task", "hardware"):
+    for part in ("train", "replay", "task", "hardware", "plasticity"):
         if cfg.get(part) is None:
             continue
         try:

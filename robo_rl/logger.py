@@ -1,4 +1,4 @@
-"""Run outputs: CSV (train.csv, eval.csv), TensorBoard scalars and a learning-curve PNG.
+"""Run outputs: CSV (train.csv, eval.csv, plasticity.csv), TensorBoard scalars and a learning-curve PNG.
 
 CSV rows are flushed at once so a killed run keeps its log; on resume, rows newer than the
 checkpoint are dropped (the run repeats those steps) so each CSV stays one monotone curve.
@@ -66,6 +66,7 @@ class RunLogger:
         self.run_dir = Path(run_dir)
         self.train_csv = CSVLog(self.run_dir / "train.csv", resume_step)
         self.eval_csv = CSVLog(self.run_dir / "eval.csv", resume_step)
+        self.plasticity_csv = CSVLog(self.run_dir / "plasticity.csv", resume_step)
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -74,7 +75,8 @@ class RunLogger:
 
     def log(self, kind: str, step: int, metrics: Mapping[str, float]) -> None:
         row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
-        (self.eval_csv if kind == "eval" else self.train_csv).write(row)
+        csvs = {"eval": self.eval_csv, "plasticity": self.plasticity_csv}
+        csvs.get(kind, self.train_csv).write(row)
         if self._tb is not None:
             for key, value in metrics.items():
                 self._tb.add_scalar(f"{kind}/{key}", float(value), step)

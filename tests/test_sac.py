@@ -104,8 +104,8 @@ def test_ensemble_linear_init_distributions():
     assert abs(layer.weight.std().item() - bound / math.sqrt(3)) < 0.02 * bound
     assert not torch.equal(layer.weight[0], layer.weight[1])
     orthogonal = EnsembleLinear(3, 64, 32, init="orthogonal")
-    for member in orthogonal.weight:  # (in x out), out <= in: orthogonal columns of norm sqrt(2)
-        torch.testing.assert_close(member.T @ member, 2.0 * torch.eye(32), atol=1e-5, rtol=0)
+    for member in orthogonal.weight:  # (in x out), out <= in: orthonormal columns (gain 1, DrQ-v2)
+        torch.testing.assert_close(member.T @ member, torch.eye(32), atol=1e-5, rtol=0)
     assert torch.count_nonzero(orthogonal.bias) == 0
     with pytest.raises(ValueError, match="weight init"):
         EnsembleLinear(2, 3, 4, init="xavier")
@@ -615,8 +615,8 @@ def test_reinitialize_draws_the_construction_distribution_from_the_agent_rng():
     orthogonal = small_agent(hidden_dims=(32,), weight_init="orthogonal")
     orthogonal.reinitialize_("critic")
     first = orthogonal.critic.q.layers[0]
-    for member in first.weight:  # (in x out) = 5 x 32: orthogonal rows of norm sqrt(2)
-        torch.testing.assert_close(member @ member.T, 2.0 * torch.eye(5), atol=1e-5, rtol=0)
+    for member in first.weight:  # (in x out) = 5 x 32: orthonormal rows (Linear gain 1, DrQ-v2)
+        torch.testing.assert_close(member @ member.T, torch.eye(5), atol=1e-5, rtol=0)
     assert torch.count_nonzero(first.bias) == 0
     with pytest.raises(KeyError, match="unknown networks"):
         agent.reinitialize_("critics")

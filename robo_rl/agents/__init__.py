@@ -15,11 +15,18 @@ from typing import Any, Callable, Mapping
 from robo_rl.agents.base import (ActorCriticConfig, Component, ComponentSpec, Learner,
                                  LearnerBase, LearnerComponent, LearnerConfig)
 from robo_rl.agents.constraint import LagrangianConfig, LagrangianConstraint, constraint_config
+from robo_rl.agents import drm, drqv2
+from robo_rl.agents.drm import DrMAgent, DrMConfig
+from robo_rl.agents.drqv2 import DrQv2Agent, DrQv2Config
 from robo_rl.agents.sac import SACAgent, SACConfig, check_config, rlpd_config
 
 AGENTS: dict[str, tuple[Callable[..., Any], type, Callable[[Any], None]]] = {
     "sac": (lambda **values: SACConfig.from_dict(values), SACAgent, check_config),
     "rlpd": (rlpd_config, SACAgent, check_config),
+    "drqv2": (lambda **values: DrQv2Config.from_dict(values), DrQv2Agent, drqv2.check_config),
+    "drm": (lambda **values: DrMConfig.from_dict(values), DrMAgent, drm.check_config),
+    "drm_manipulator": (drm.drm_manipulator_config, DrMAgent, drm.check_config),
+    "drm_hard": (drm.drm_hard_config, DrMAgent, drm.check_config),
 }
 
 
@@ -77,7 +84,7 @@ def make_agent(agent_cfg, observation_space, action_space, device="cpu", constra
     return AGENTS[name][1](config, observation_space, action_space, device, constraint=constraint)
 
 
-__all__ = ["AGENTS", "agent_config", "constraint_config", "make_agent", "upgrade_agent_config", "ActorCriticConfig",
+__all__ = ["AGENTS", "DrMAgent", "DrMConfig", "DrQv2Agent", "DrQv2Config", "agent_config", "constraint_config", "make_agent", "upgrade_agent_config", "ActorCriticConfig",
            "Component", "ComponentSpec", "LagrangianConfig", "LagrangianConstraint", "Learner",
            "LearnerBase", "LearnerComponent", "LearnerConfig", "SACAgent", "SACConfig",
            "rlpd_config"]

@@ -23,12 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Protocol, runtime_checkable
 
+import hashlib
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
 
 from robo_rl.agents.common import reset_optimizer_state_
-from robo_rl.nets import EncoderConfig, reset_parameters_, shrink_perturb_
+from robo_rl.nets import (ACTIVATIONS, EncoderConfig, EnsembleLinear, reset_parameters_,
+                          shrink_perturb_)
 
 # ---------------------------------------------------------------------------------------------
 # Config schema
@@ -90,12 +94,36 @@ class Learner(Protocol):
         """Named modules plasticity probes hook (dormant ratio: Linear outputs; FAU: activation
         outputs), keyed "<network>.<path>" (e.g. "actor.net.net.0", "critic.q.layers.2")."""
 
+    def probe_forward(self, batch) -> None:
+        """Run every network of ``probes()`` once on ``batch`` (obs, action), deterministically:
+        no augmentation, no sampling (robo_rl.plasticity hooks the outputs)."""
+
+    last_batch: Any  # the last training minibatch (None before the first update): probes use it
+
 
 def check_step_argument(step) -> None:
     """``act(obs, True)`` would pass eval_mode as the step: refuse it by name."""
     if isinstance(step, bool):
         raise TypeError("act(obs, step=None, eval_mode=False): pass eval_mode by keyword "
                         "(act(obs, eval_mode=True)); the second positional argument is the step")
+
+
+SEED_BYTES = 8  # bytes of a state hash used as a generator seed (manual_seed takes 64 bits)
+
+
+def probe_modules(heads: Mapping[str, nn.Module], encoder=None) -> dict[str, nn.Module]:
+    """{"<head>.<path>": module} for every Linear/EnsembleLinear (output = pre-activation: DrM's
+    dormant ratio) and activation (post-activation: FAU) of the heads, plus the conv encoder
+    (``ObservationEncoder.encoder``) as "encoder" when there is one."""
+    probe_types = (nn.Linear, EnsembleLinear) + tuple(ACTIVATIONS.values())
+    probes: dict[str, nn.Module] = {}
+    for prefix, module in heads.items():
+        for name, child in module.named_modules():
+            if isinstance(child, probe_types):
+                probes[f"{prefix}.{name}"] = child
+    if encoder is not None and getattr(encoder, "encoder", None) is not None:
+        probes["encoder"] = encoder.encoder
+    return probes
 
 
 class LearnerBase:
@@ -109,6 +137,44 @@ class LearnerBase:
 
     cfg: ActorCriticConfig
     generator: torch.Generator
+
+    def obs_to_tensor(self, obs):
+        """numpy (dict) observation -> tensors on device with a batch dim; also says whether
+        the input already had one (vectorised envs)."""
+        if self.encoder.is_dict:
+            missing = {key for key in (self.encoder.pixel_key, self.encoder.state_key)
+                       if key is not None} - set(obs)
+            if missing:
+                raise ValueError(f"observation dict lacks keys {sorted(missing)}")
+            tensors = {key: self.array_to_tensor(obs[key], self.observation_space[key])
+                       for key in obs if key in (self.encoder.pixel_key, self.encoder.state_key)}
+            batched = next(iter(tensors.values()))[1]
+            return {key: value for key, (value, _) in tensors.items()}, batched
+        return self.array_to_tensor(obs, self.observation_space)
+
+    def array_to_tensor(self, array, space):
+        array = np.asarray(array, dtype=space.dtype)
+        batched = array.ndim == len(space.shape) + 1
+        if array.shape[batched:] != tuple(space.shape):
+            raise ValueError(f"observation of shape {array.shape} does not match the space "
+                             f"shape {space.shape} (optionally with a leading batch dim)")
+        tensor = torch.as_tensor(array, device=self.device)
+        return (tensor if batched else tensor.unsqueeze(0)), batched
+
+    def restore_generator(self, saved_state: torch.Tensor, saved_device_type: str) -> None:
+        """Set the agent RNG to a saved state. A state from another device type (CUDA and CPU
+        generators have different states) cannot be set: reseed from a hash of the saved bytes
+        instead, so loading stays deterministic, and warn that samples will differ."""
+        if saved_device_type == self.device.type:
+            self.generator.set_state(saved_state)
+            return
+        digest = hashlib.sha256(saved_state.numpy().tobytes()).digest()
+        seed = int.from_bytes(digest[:SEED_BYTES], "little")
+        self.generator.manual_seed(seed)
+        warnings.warn(f"checkpoint's agent RNG state is for a {saved_device_type!r} generator "
+                      f"and this agent runs on {self.device.type!r}: reseeded it from the saved "
+                      f"state, so stochastic actions and updates will differ from the original "
+                      f"device (deterministic actions are unchanged)", stacklevel=3)
 
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError

@@ -1,9 +1,12 @@
-"""Pieces of a learner step shared by every learner and component (SAC's reward critic and the
-Lagrangian cost critic use ``critic_step``), and optimiser helpers for in-place resets."""
+"""Pieces of a learner step shared by every learner and component (SAC's reward critic, DrQ-v2's
+twin critic and the Lagrangian cost critic use ``critic_step``), schedules, batch plumbing, and
+optimiser helpers for in-place resets."""
 from __future__ import annotations
 
-from typing import Iterable, TypeVar
+from types import SimpleNamespace
+from typing import Iterable, Mapping, TypeVar
 
+import numpy as np
 import torch
 
 T = TypeVar("T")
@@ -55,3 +58,53 @@ def critic_step(q: torch.Tensor, target: torch.Tensor, optimizer: torch.optim.Op
     optimizer.step()
     polyak_update_(target_params, online_params, tau)
     return loss.detach()
+
+
+def unit_box_action_dim(action_space, learner: str) -> int:
+    """|A| of a 1-D Box in [-1, 1] (robo_rl's learners act there); other spaces are errors."""
+    shape = getattr(action_space, "shape", None)
+    if shape is None or len(shape) != 1:
+        raise ValueError(f"{learner} needs a 1-D Box action space, got {action_space}")
+    low, high = np.asarray(action_space.low), np.asarray(action_space.high)
+    if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
+        raise ValueError(f"{learner} acts in [-1, 1]: rescale the env's actions (robo_rl.envs does) "
+                         f"instead of passing bounds low={low}, high={high}")
+    return int(shape[0])
+
+
+def split_minibatches(batch, parts: int, batch_size: int, device) -> list[SimpleNamespace]:
+    """Cut a batch of parts * batch_size rows into ``parts`` minibatches on ``device``.
+
+    Minibatch k takes rows k, k + parts, k + 2 parts, ... (interleaved, not contiguous): a
+    MixedSource returns its primary rows first, so contiguous chunks would give some critic
+    updates only online data and others only demos; interleaving keeps the mixing ratio in
+    every minibatch. One reshaping copy per field.
+    """
+    rows = parts * batch_size
+    if batch.reward.dim() != 1 or batch.reward.shape[0] != rows:
+        raise ValueError(f"batch_source.sample({rows}) returned rewards of shape "
+                         f"{tuple(batch.reward.shape)}; expected ({rows},)")
+
+    def cut(value):
+        if isinstance(value, Mapping):
+            pieces = {key: cut(item) for key, item in value.items()}
+            return [{key: pieces[key][k] for key in pieces} for k in range(parts)]
+        value = value.to(device, non_blocking=True)
+        if parts == 1:
+            return [value]
+        return value.view(batch_size, parts, *value.shape[1:]).transpose(0, 1).contiguous().unbind(0)
+
+    fields = {name: cut(getattr(batch, name))
+              for name in ("obs", "action", "reward", "discount", "next_obs")}
+    cost = getattr(batch, "cost", None)  # per-step cost of constrained training, else None
+    fields["cost"] = cut(cost) if cost is not None else [None] * parts
+    return [SimpleNamespace(**{name: pieces[k] for name, pieces in fields.items()})
+            for k in range(parts)]
+
+
+def linear_schedule(start: float, end: float, duration: int, step: int) -> float:
+    """start -> end linearly over ``duration`` steps, then end (DrQ-v2's ``linear(a,b,T)``)."""
+    if duration <= 0:
+        return end
+    mix = min(max(step / duration, 0.0), 1.0)
+    return (1.0 - mix) * start + mix * end

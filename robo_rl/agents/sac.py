@@ -44,11 +44,8 @@ losses gave no measurable gain at this size (and ~1-2 min of compile time), so i
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
-import warnings
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -57,10 +54,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from robo_rl.agents.base import (ActorCriticConfig, ComponentSpec, LearnerBase, LearnerComponent,
-                                 check_step_argument)
-from robo_rl.agents.common import critic_step, make_adam, or_default
+                                 check_step_argument, probe_modules)
+from robo_rl.agents.common import (critic_step, make_adam, or_default, split_minibatches,
+                                   unit_box_action_dim)
 from robo_rl.config_utils import check_renamed_keys, dataclass_from_dict
-from robo_rl.nets import (ACTIVATIONS, MLP, EnsembleCritic, EnsembleLinear,
+from robo_rl.nets import (MLP, EnsembleCritic,
                           FeatureTrunk, ObservationEncoder, init_weights_, random_shift)
 
 HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
@@ -68,7 +66,6 @@ LOG_TWO = math.log(2.0)
 ACTOR_Q_REDUCTIONS = ("mean", "min")
 AUGMENTATIONS = ("shift", "none")
 PRECISIONS = ("float32", "bfloat16")
-SEED_BYTES = 8  # bytes of a state hash used as a generator seed (manual_seed takes 64 bits)
 
 
 @dataclass
@@ -201,17 +198,6 @@ def check_config(cfg: SACConfig) -> None:
             raise ValueError(f"{key} must be >= 0, got {value}")
 
 
-def _action_dim(action_space) -> int:
-    shape = getattr(action_space, "shape", None)
-    if shape is None or len(shape) != 1:
-        raise ValueError(f"SAC needs a 1-D Box action space, got {action_space}")
-    low, high = np.asarray(action_space.low), np.asarray(action_space.high)
-    if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
-        raise ValueError("SAC acts in [-1, 1]: rescale the env's actions (robo_rl.envs does) "
-                         f"instead of passing bounds low={low}, high={high}")
-    return int(shape[0])
-
-
 class SACAgent(LearnerBase):
     """SAC/RLPD (a ``Learner``, robo_rl/agents/base.py). ``constraint`` and ``components``:
     ``ComponentSpec``s (e.g. a ``LagrangianConfig``) whose components join the update through
@@ -224,7 +210,7 @@ class SACAgent(LearnerBase):
         self.cfg = cfg
         self.device = torch.device(device)
         self.observation_space, self.action_space = observation_space, action_space
-        self.action_dim = _action_dim(action_space)
+        self.action_dim = unit_box_action_dim(action_space, "SAC")
 
         self.encoder = ObservationEncoder(observation_space, cfg.encoder, cfg.weight_init)
         pixel_dim, state_dim = self.encoder.pixel_dim, self.encoder.state_dim
@@ -259,6 +245,7 @@ class SACAgent(LearnerBase):
         seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**62, ()).item())
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.num_updates = 0
+        self.last_batch = None  # the last critic minibatch (plasticity probes run on it)
 
         specs = ([constraint] if constraint is not None else []) + list(components)
         self.components: list[LearnerComponent] = [
@@ -275,36 +262,13 @@ class SACAgent(LearnerBase):
 
     # -- acting -----------------------------------------------------------------------------
 
-    def _obs_to_tensor(self, obs):
-        """numpy (dict) observation -> tensors on device with a batch dim; also says whether
-        the input already had one (vectorised envs)."""
-        if self.encoder.is_dict:
-            missing = {key for key in (self.encoder.pixel_key, self.encoder.state_key)
-                       if key is not None} - set(obs)
-            if missing:
-                raise ValueError(f"observation dict lacks keys {sorted(missing)}")
-            tensors = {key: self._array_to_tensor(obs[key], self.observation_space[key])
-                       for key in obs if key in (self.encoder.pixel_key, self.encoder.state_key)}
-            batched = next(iter(tensors.values()))[1]
-            return {key: value for key, (value, _) in tensors.items()}, batched
-        return self._array_to_tensor(obs, self.observation_space)
-
-    def _array_to_tensor(self, array, space):
-        array = np.asarray(array, dtype=space.dtype)
-        batched = array.ndim == len(space.shape) + 1
-        if array.shape[batched:] != tuple(space.shape):
-            raise ValueError(f"observation of shape {array.shape} does not match the space "
-                             f"shape {space.shape} (optionally with a leading batch dim)")
-        tensor = torch.as_tensor(array, device=self.device)
-        return (tensor if batched else tensor.unsqueeze(0)), batched
-
     @torch.inference_mode()  # cheaper than no_grad: no version counters on the tensors made
     def act(self, obs, step: int | None = None, eval_mode: bool = False) -> np.ndarray:
         """Action in [-1, 1] (float32) for one observation or a batch of them.
         eval_mode: the deterministic tanh(mean); otherwise a sample from the policy.
         ``step`` is unused (SAC explores by its own entropy, no schedule)."""
         check_step_argument(step)
-        obs_tensor, batched = self._obs_to_tensor(obs)
+        obs_tensor, batched = self.obs_to_tensor(obs)
         mean, log_std = self.actor(self.encoder(obs_tensor))
         if eval_mode:
             action = torch.tanh(mean)
@@ -441,6 +405,7 @@ class SACAgent(LearnerBase):
                 critic_sums[key] = critic_sums[key] + value if key in critic_sums else value
         actor_metrics = self.update_actor_and_temperature(features)
         self.num_updates += 1
+        self.last_batch = minibatch
         names = list(critic_sums) + list(actor_metrics)
         values = [v / critic_steps for v in critic_sums.values()] + list(actor_metrics.values())
         return dict(zip(names, torch.stack(values).tolist()))  # one device->host copy
@@ -477,25 +442,10 @@ class SACAgent(LearnerBase):
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
-        self._restore_generator(state["generator"].cpu(), state.get("generator_device", self.device.type))
+        self.restore_generator(state["generator"].cpu(), state.get("generator_device", self.device.type))
         self.num_updates = int(state["num_updates"])
         for component in self.components:
             component.load_state_dict(state[component.name])
-
-    def _restore_generator(self, saved_state: torch.Tensor, saved_device_type: str) -> None:
-        """Set the agent RNG to a saved state. A state from another device type (CUDA and CPU
-        generators have different states) cannot be set: reseed from a hash of the saved bytes
-        instead, so loading stays deterministic, and warn that samples will differ."""
-        if saved_device_type == self.device.type:
-            self.generator.set_state(saved_state)
-            return
-        digest = hashlib.sha256(saved_state.numpy().tobytes()).digest()
-        seed = int.from_bytes(digest[:SEED_BYTES], "little")
-        self.generator.manual_seed(seed)
-        warnings.warn(f"checkpoint's agent RNG state is for a {saved_device_type!r} generator "
-                      f"and this agent runs on {self.device.type!r}: reseeded it from the saved "
-                      f"state, so stochastic actions and updates will differ from the original "
-                      f"device (deterministic actions are unchanged)", stacklevel=3)
 
     def networks(self) -> dict[str, nn.Module]:
         """Named networks (LearnerBase: reinitialize_ / shrink_perturb_ act on these names)."""
@@ -523,46 +473,13 @@ class SACAgent(LearnerBase):
         return targets
 
     def probes(self) -> dict[str, nn.Module]:
-        """Named modules for plasticity hooks: every Linear/EnsembleLinear (hook its output =
-        pre-activation, DrM's dormant ratio) and every activation (post-activation, FAU) of
-        the actor and critic, plus the conv encoder when there is one."""
-        probe_types = (nn.Linear, EnsembleLinear) + tuple(ACTIVATIONS.values())
-        probes: dict[str, nn.Module] = {}
-        for prefix, module in (("actor", self.actor), ("critic", self.critic)):
-            for name, child in module.named_modules():
-                if isinstance(child, probe_types):
-                    probes[f"{prefix}.{name}"] = child
-        if self.encoder.encoder is not None:
-            probes["encoder"] = self.encoder.encoder
-        return probes
+        """Named modules for plasticity hooks (robo_rl.plasticity): every Linear/EnsembleLinear
+        and activation of the actor and critic, and the conv encoder when there is one."""
+        return probe_modules({"actor": self.actor, "critic": self.critic}, self.encoder)
 
-
-def split_minibatches(batch, parts: int, batch_size: int, device) -> list[SimpleNamespace]:
-    """Cut a batch of parts * batch_size rows into ``parts`` minibatches on ``device``.
-
-    Minibatch k takes rows k, k + parts, k + 2 parts, ... (interleaved, not contiguous): a
-    MixedSource returns its primary rows first, so contiguous chunks would give some critic
-    updates only online data and others only demos; interleaving keeps the mixing ratio in
-    every minibatch. One reshaping copy per field.
-    """
-    rows = parts * batch_size
-    if batch.reward.dim() != 1 or batch.reward.shape[0] != rows:
-        raise ValueError(f"batch_source.sample({rows}) returned rewards of shape "
-                         f"{tuple(batch.reward.shape)}; expected ({rows},)")
-
-    def cut(value):
-        if isinstance(value, Mapping):
-            pieces = {key: cut(item) for key, item in value.items()}
-            return [{key: pieces[key][k] for key in pieces} for k in range(parts)]
-        value = value.to(device, non_blocking=True)
-        if parts == 1:
-            return [value]
-        return value.view(batch_size, parts, *value.shape[1:]).transpose(0, 1).contiguous().unbind(0)
-
-    fields = {name: cut(getattr(batch, name))
-              for name in ("obs", "action", "reward", "discount", "next_obs")}
-    cost = getattr(batch, "cost", None)  # per-step cost of constrained training, else None
-    fields["cost"] = cut(cost) if cost is not None else [None] * parts
-    return [SimpleNamespace(**{name: pieces[k] for name, pieces in fields.items()})
-            for k in range(parts)]
-
+    def probe_forward(self, batch) -> None:
+        """One deterministic pass of every probed network over ``batch`` (no augmentation, no
+        sampling): the actor on obs, the critic on (obs, action)."""
+        features = self.encoder(batch.obs)
+        self.policy(features)
+        self.q_values(self.critic, features, batch.action)

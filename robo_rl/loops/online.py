@@ -4,6 +4,7 @@ Everything the loop writes lands in the run directory:
     config.yaml          resolved config (written after validation, so a rejected run leaves nothing)
     train.log            human-readable log
     train.csv, eval.csv  metrics; tb/ TensorBoard; learning_curve.png redrawn at each evaluation
+    plasticity.csv       dormant ratio and FAU of every network (robo_rl.plasticity), every plasticity.every steps
     videos/              eval_<step>.mp4 when train.video is on
     checkpoints/         latest.pt (atomic) - agent, optimizers, schedule, episode starts, RNGs, the
                          sampler state of every data source (replay and demos)
@@ -37,6 +38,7 @@ from robo_rl.agents.constraint import constraint_config
 from robo_rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from robo_rl.envs import make_env
 from robo_rl.logger import RunLogger
+from robo_rl.plasticity import probe
 from robo_rl.loops.common import (describe_spaces, env_config, evaluate, hardware_config, resolve_device,
                                   set_threads, spaces_mismatch)
 from robo_rl.loops.episodes import EpisodeStartSource, ResetStarts
@@ -244,6 +246,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
     obs, step_limit, episode_steps, episode_return = None, None, 0, 0.0
     window_start, window_steps, window_updates = time.perf_counter(), 0, 0
     metrics: dict[str, float] = {}
+    probe_every = int(cfg.plasticity.every) if cfg.get("plasticity") is not None else 0
     # Steady-state speed: time spent in act/step/store/update after the seed steps only.
     learn_time, learn_steps, learn_updates = 0.0, 0, 0
     stop = _StopRequests().install()
@@ -288,6 +291,10 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                     updates += 1
             if updates:
                 schedule.observe(UpdateFeedback(step, updates, metrics, agent, batch_source))
+            if probe_every and (step + 1) % probe_every == 0 and getattr(agent, "last_batch", None) is not None:
+                # On the learner's own last minibatch: probing draws no sample and moves no RNG.
+                logger.log("plasticity", step + 1, probe(agent, agent.last_batch,
+                                                         cfg.plasticity.dormant_threshold).metrics())
             if step >= t.seed_steps:
                 learn_time += time.perf_counter() - tick
                 learn_steps += 1

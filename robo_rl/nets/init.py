@@ -3,8 +3,8 @@
 Two schemes are offered everywhere a network is built:
 - ``"default"``: PyTorch's own ``nn.Linear`` / ``nn.Conv2d`` default (weights and biases
   U(-1/sqrt(fan_in), 1/sqrt(fan_in))), the choice of SAC/RLPD reference code;
-- ``"orthogonal"``: orthogonal weights (gain sqrt(2) before ReLU) and zero biases, the
-  choice of DrQ-v2/DrM.
+- ``"orthogonal"``: orthogonal weights and zero biases, the choice of DrQ-v2/DrM, with their
+  gains: 1 for Linear layers, sqrt(2) (ReLU's) for convolutions (drqv2 ``utils.weight_init``).
 """
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import torch
 from torch import nn
 
 WEIGHT_INITS = ("default", "orthogonal")
-# Gain for orthogonal init of layers followed by ReLU (torch.nn.init.calculate_gain("relu")).
-RELU_GAIN = math.sqrt(2.0)
+# Orthogonal gains as DrQ-v2/DrM set them: convolutions get ReLU's (calculate_gain("relu")),
+# Linear layers (plain and ensemble) nn.init.orthogonal_'s default 1.
+CONV_GAIN = math.sqrt(2.0)
+LINEAR_GAIN = 1.0
 
 
 def check_weight_init(name: str) -> str:
@@ -33,31 +35,31 @@ def uniform_fan_in_(tensor: torch.Tensor, fan_in: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def orthogonal_init_(module: nn.Module, gain: float = RELU_GAIN) -> nn.Module:
+def orthogonal_init_(module: nn.Module) -> nn.Module:
     """Orthogonal weights, zero bias for every Linear/Conv2d/EnsembleLinear inside ``module``
-    (DrQ-v2's ``weight_init``). Returns the module for chaining."""
+    (DrQ-v2's ``weight_init``: gain 1 for Linear, sqrt(2) for Conv2d). Returns the module."""
     from robo_rl.nets.mlp import EnsembleLinear  # local import: mlp imports this module
 
     for layer in module.modules():
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
-            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.orthogonal_(layer.weight, CONV_GAIN if isinstance(layer, nn.Conv2d) else LINEAR_GAIN)
             if layer.bias is not None:
                 layer.bias.zero_()
         elif isinstance(layer, EnsembleLinear):
-            layer.reset_parameters("orthogonal", gain)
+            layer.reset_parameters("orthogonal")
     return module
 
 
-def init_weights_(module: nn.Module, scheme: str, gain: float = RELU_GAIN) -> nn.Module:
+def init_weights_(module: nn.Module, scheme: str) -> nn.Module:
     """Apply ``scheme`` (see WEIGHT_INITS) to ``module``; "default" keeps PyTorch's init."""
     if check_weight_init(scheme) == "orthogonal":
-        orthogonal_init_(module, gain)
+        orthogonal_init_(module)
     return module
 
 
 
 @torch.no_grad()
-def reset_parameters_(module: nn.Module, scheme: str, gain: float = RELU_GAIN,
+def reset_parameters_(module: nn.Module, scheme: str,
                       generator: torch.Generator | None = None) -> nn.Module:
     """Re-draw every parameter of ``module`` in place from its construction-time distribution
     under ``scheme``: Linear/Conv2d/EnsembleLinear as nn.Linear's default (U(+-1/sqrt(fan_in))
@@ -66,11 +68,11 @@ def reset_parameters_(module: nn.Module, scheme: str, gain: float = RELU_GAIN,
     ``generator``: the learner's RNG (None: torch's global one)."""
     orthogonal = check_weight_init(scheme) == "orthogonal"
     for layer in module.modules():
-        _reset_layer_(layer, orthogonal, gain, generator)
+        _reset_layer_(layer, orthogonal, generator)
     return module
 
 
-def _reset_layer_(layer: nn.Module, orthogonal: bool, gain: float,
+def _reset_layer_(layer: nn.Module, orthogonal: bool,
                   generator: torch.Generator | None) -> None:
     """Re-draw the parameters ``layer`` owns itself (not its submodules')."""
     from robo_rl.nets.mlp import EnsembleLayerNorm, EnsembleLinear  # mlp imports this module
@@ -83,6 +85,7 @@ def _reset_layer_(layer: nn.Module, orthogonal: bool, gain: float,
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         for weight in weights:
             if orthogonal:
+                gain = CONV_GAIN if isinstance(layer, nn.Conv2d) else LINEAR_GAIN
                 nn.init.orthogonal_(weight, gain, generator=generator)
             else:
                 weight.uniform_(-bound, bound, generator=generator)
@@ -101,7 +104,6 @@ def _reset_layer_(layer: nn.Module, orthogonal: bool, gain: float,
 @torch.no_grad()
 def shrink_perturb_(module: nn.Module, alpha: float, scheme: str,
                     layer_types: tuple[type[nn.Module], ...] | None = None,
-                    gain: float = RELU_GAIN,
                     generator: torch.Generator | None = None) -> list[nn.Parameter]:
     """theta <- alpha * theta + (1 - alpha) * theta_fresh for the parameters of every layer of
     ``layer_types`` inside ``module`` (default: Linear and EnsembleLinear, DrM's choice: conv and
@@ -120,7 +122,7 @@ def shrink_perturb_(module: nn.Module, alpha: float, scheme: str,
             continue
         params = list(layer.parameters(recurse=False))
         old = [p.detach().clone() for p in params]
-        _reset_layer_(layer, orthogonal, gain, generator)
+        _reset_layer_(layer, orthogonal, generator)
         for param, previous in zip(params, old):
             param.lerp_(previous, alpha)  # fresh + alpha (old - fresh) = alpha old + (1-alpha) fresh
         changed += params

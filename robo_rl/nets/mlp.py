@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robo_rl.nets.init import RELU_GAIN, check_weight_init, uniform_fan_in_
+from robo_rl.nets.init import LINEAR_GAIN, check_weight_init, uniform_fan_in_
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -77,7 +77,7 @@ class EnsembleLinear(nn.Module):
         self.reset_parameters(init)
 
     @torch.no_grad()
-    def reset_parameters(self, init: str = "default", gain: float = RELU_GAIN) -> None:
+    def reset_parameters(self, init: str = "default", gain: float = LINEAR_GAIN) -> None:
         """"default": each member drawn like nn.Linear(in, out)'s default init;
         "orthogonal": each member's (out x in) matrix orthogonal with ``gain``, zero bias."""
         if check_weight_init(init) == "default":
