@@ -182,7 +182,7 @@ def compose_train_config(overrides: list[str] | tuple[str, ...] = ()) -> DictCon
 def check_train_config(cfg: DictConfig) -> None:
     """Reject invalid values before any work starts (no env built, no file written): runs the
     schema dataclasses' range checks and the learner's and constraint's own checks."""
-    from robo_rl.agents import agent_config
+    from robo_rl.agents import AGENTS, agent_config
     from robo_rl.agents.constraint import check_constraint_config, constraint_config
 
     problems: list[str] = []
@@ -200,6 +200,9 @@ def check_train_config(cfg: DictConfig) -> None:
     try:
         agent = agent_config(cfg.agent)  # the learner's own keys and values (batch_size, ...)
         constraint = constraint_config(cfg.constraint)
+        if constraint is not None and not getattr(AGENTS[cfg.agent.name][1], "accepts_constraint", False):
+            raise ValueError(f"agent={cfg.agent.name} takes no constraint (constraint={constraint.name} composes "
+                             f"with the SAC family: agent=sac or rlpd); use constraint=none")
         if constraint is not None:
             check_constraint_config(constraint, agent)
             if not str(cfg.task.name).startswith("arm/"):

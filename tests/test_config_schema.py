@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from robo_rl.cli import config_dir
+from robo_rl.plasticity import PlasticityConfig
 from robo_rl.config_schema import (ConfigError, EvalRunConfig, ReplayConfig, TrainConfig,
                                    TrainRunConfig, check_train_config, compose_train_config)
 
@@ -26,7 +27,8 @@ def _defaults(cls) -> dict:
     return out
 
 
-@pytest.mark.parametrize("section,cls", [("train", TrainConfig), ("replay", ReplayConfig)])
+@pytest.mark.parametrize("section,cls", [("train", TrainConfig), ("replay", ReplayConfig),
+                                         ("plasticity", PlasticityConfig)])
 def test_config_yaml_sections_equal_the_dataclass_defaults(section, cls):
     assert _yaml("config.yaml")[section] == _defaults(cls)
 
@@ -50,5 +52,7 @@ def test_composed_config_is_typed_and_range_checked():
     check_train_config(cfg)
     with pytest.raises(ConfigError, match="train.steps must be > 0"):
         check_train_config(compose_train_config(["train.steps=0"]))
+    with pytest.raises(ConfigError, match="plasticity.every must be >= 0"):
+        check_train_config(compose_train_config(["plasticity.every=-5"]))
     with pytest.raises(ConfigError, match="only arm/ tasks"):
         check_train_config(compose_train_config(["constraint=energy", "task.options={}"]))

@@ -289,3 +289,6 @@ def test_bad_drm_values_and_a_constraint_are_clear_errors():
         agent_config({"name": "drm", "expectile": 1.0})
     with pytest.raises(ValueError, match="constraint"):
         make_agent({"name": "drqv2"}, PIXELS, ACTIONS, constraint={"name": "energy"})
+    from robo_rl.config_schema import ConfigError, check_train_config
+    with pytest.raises(ConfigError, match="agent=drm takes no constraint"):
+        check_train_config(compose_train_cfg(["agent=drm", "task=arm/reach", "constraint=energy"]))

@@ -124,6 +124,8 @@ class DeterministicActor(nn.Module):
 class DrQv2Agent(LearnerBase):
     """DrQ-v2 (a ``Learner``, robo_rl/agents/base.py); see the module docstring."""
 
+    accepts_constraint = False  # the Lagrangian component hooks into SAC's update
+
     def __init__(self, cfg: DrQv2Config, observation_space, action_space, device="cpu",
                  constraint=None):
         check_config(cfg)

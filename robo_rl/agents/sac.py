@@ -203,6 +203,8 @@ class SACAgent(LearnerBase):
     ``ComponentSpec``s (e.g. a ``LagrangianConfig``) whose components join the update through
     the ``LearnerComponent`` hooks; ``constraint`` is kept as ``self.constraint``."""
 
+    accepts_constraint = True  # config checks ask before composing constraint=energy
+
     def __init__(self, cfg: SACConfig, observation_space, action_space, device="cpu",
                  constraint: ComponentSpec | None = None,
                  components: Sequence[ComponentSpec] = ()):
