@@ -188,15 +188,15 @@ class DrMAgent(DrQv2Agent):
         self.value_optimizer.zero_grad(set_to_none=True)
         value_loss.backward()
         self.value_optimizer.step()
-        return {"value_loss": value_loss.detach(), "actor_dormant_ratio": torch.tensor(self.dormant_ratio),
-                "exploit_lambda": torch.tensor(self.exploit_lambda())}
+        return {"value_loss": value_loss.detach()}
 
     def update(self, batch_source, step: int | None = None) -> dict[str, float]:
         perturbed = None
         if step is not None and step - self.last_perturb_step >= self.cfg.perturb_every:
             perturbed = self.perturb(step)
         metrics = super().update(batch_source, step)
-        metrics["awakened"] = float(self.awaken_step is not None)
+        metrics.update(actor_dormant_ratio=self.dormant_ratio, exploit_lambda=self.exploit_lambda(),
+                       awakened=float(self.awaken_step is not None))
         if perturbed is not None:
             metrics["perturb_alpha"] = perturbed
         return metrics

@@ -258,10 +258,10 @@ class DrQv2Agent(LearnerBase):
         metrics = self.before_critic(features.detach(), batch, step)
         metrics.update(self.update_critic(batch, features, next_features, step))
         metrics.update(self.update_actor(features.detach(), step))
-        metrics["exploration_std"] = torch.tensor(self.exploration_std(step))
         self.num_updates += 1
-        return dict(zip(metrics, torch.stack([torch.as_tensor(v, dtype=torch.float32).cpu()
-                                              for v in metrics.values()]).tolist()))
+        values = dict(zip(metrics, torch.stack(list(metrics.values())).tolist()))  # one device->host copy
+        values["exploration_std"] = self.exploration_std(step)
+        return values
 
     # -- networks, checkpoints, probes ---------------------------------------------------------
 
