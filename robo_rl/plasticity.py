@@ -3,11 +3,20 @@ shrink-and-perturb and ReDo.
 
 Definitions (shared/design/algorithms.md; DrM's ``utils.cal_dormant_ratio``, Adaptive RR's FAU):
 
-* Dormant ratio (DrM). For a Linear layer with output h (B x U; the layer's output *before* its
-  activation, which is what DrM's forward hook on ``nn.Linear`` sees), unit i scores
+* Dormant ratio (DrM). For a Linear layer with output h (B x U), unit i scores
   s_i = mean_b |h_bi| / mean_j mean_b |h_bj|; it is dormant when s_i < tau (DrM: 0.025). The
   dormant ratio of a network = dormant units / units, pooled over its Linear layers (every
   member of an ensemble layer is scored as a layer of its own). DrM's beta is the actor's.
+  Which h: DrM's ``cal_dormant_ratio`` hooks the output of every ``nn.Linear``, but its hidden
+  layers are followed by ``nn.ReLU(inplace=True)``, which overwrites the hooked tensor before the
+  ratio is computed; so for those layers the authors' code scores the post-ReLU activation
+  (ReDo's definition), and pre-activation only for the trunk Linear (followed by LayerNorm) and
+  the output Linear (followed by tanh). robo_rl does the same by default
+  (``dormant_after_activation``): a Linear directly followed by a ReLU-family activation is scored
+  on that activation's output, any other on its own output. With ``false`` every Linear is scored
+  on its pre-activation output, which on robo_rl's MLPs stays near 0 dormant throughout training
+  (measured: DrQ-v2 on dmc/hopper_hop, 33k steps: 0.0), because a unit whose pre-activation is
+  large and negative - dead after its ReLU - is not small in |h|.
 * FAU (Adaptive RR). The share of post-activation outputs > 0, pooled over the batch and the
   network's ReLU-family activations. Tanh outputs (the DrQ-v2 trunk) are symmetric around 0, so
   "> 0" says nothing about activity there; they are left out.
@@ -39,6 +48,9 @@ class PlasticityConfig:
     """``plasticity:`` in configs/config.yaml: the probes the loop logs for every learner."""
     every: int = 1000                 # agent steps between probes (plasticity.csv, TensorBoard); 0 = off
     dormant_threshold: float = 0.025  # tau: unit i is dormant when s_i < tau (DrM)
+    # Score a Linear layer directly followed by a ReLU on the ReLU's output (what DrM's code
+    # measures, see the module docstring); false: always the Linear output (pre-activation).
+    dormant_after_activation: bool = True
 
     def __post_init__(self) -> None:
         if self.every < 0:
@@ -136,6 +148,24 @@ def _counts_for_fau(module: nn.Module) -> bool:
     return isinstance(module, FAU_ACTIVATION_TYPES) or len(list(module.children())) > 0
 
 
+def dormant_sources(named_modules: Mapping[str, nn.Module],
+                    after_activation: bool = True) -> dict[str, str]:
+    """{Linear layer name: name of the module whose output scores its units}: the layer itself,
+    or (``after_activation``) the ReLU-family activation that directly follows it in the same
+    container (sibling index + 1, e.g. "net.0" -> "net.1"; a LayerNorm in between breaks it)."""
+    sources = {}
+    for name, module in named_modules.items():
+        if not _is_dormant_layer(module):
+            continue
+        sources[name] = name
+        parent, _, index = name.rpartition(".")
+        if after_activation and index.isdigit():
+            following = f"{parent}.{int(index) + 1}" if parent else str(int(index) + 1)
+            if isinstance(named_modules.get(following), FAU_ACTIVATION_TYPES):
+                sources[name] = following
+    return sources
+
+
 @torch.no_grad()
 def record_outputs(learner, batch, names: Iterable[str] | None = None) -> dict[str, list[torch.Tensor]]:
     """Outputs of the learner's probed modules (``names``: a subset of ``probes()``) on one
@@ -163,28 +193,32 @@ def record_outputs(learner, batch, names: Iterable[str] | None = None) -> dict[s
     return {name: recorder.outputs for name, recorder in recorders.items()}
 
 
-def probe(learner, batch, dormant_threshold: float = 0.025) -> PlasticityReport:
+def probe(learner, batch, dormant_threshold: float = 0.025,
+          dormant_after_activation: bool = True) -> PlasticityReport:
     """Dormant ratio and FAU of every network the learner probes, on ``batch``."""
     outputs = record_outputs(learner, batch)
     modules_by_name = learner.probes()
+    sources = dormant_sources(modules_by_name, dormant_after_activation)
     report = PlasticityReport()
     pooled: dict[str, list[int]] = {}  # network -> [dormant, units, active, entries]
-    for name, recorded in outputs.items():
-        module = modules_by_name[name]
+    for name, module in modules_by_name.items():
         network = name.split(".", 1)[0]
         counts = pooled.setdefault(network, [0, 0, 0, 0])
-        if _is_dormant_layer(module):
-            d, n = map(sum, zip(*(dormant_units(o, dormant_threshold) for o in recorded))) if recorded else (0, 0)
+        if name in sources:
+            recorded = outputs[sources[name]]
+            d = sum(dormant_units(o, dormant_threshold)[0] for o in recorded)
+            n = sum(dormant_units(o, dormant_threshold)[1] for o in recorded)
             counts[0] += d
             counts[1] += n
             if n:
                 report.modules[name] = {"dormant_ratio": d / n}
         elif _counts_for_fau(module):
-            a, n = map(sum, zip(*(active_counts(o) for o in recorded))) if recorded else (0, 0)
+            recorded = outputs[name]
+            a, n = sum(active_counts(o)[0] for o in recorded), sum(active_counts(o)[1] for o in recorded)
             counts[2] += a
             counts[3] += n
             if n:
-                report.modules[name] = {"fau": a / n}
+                report.modules.setdefault(name, {})["fau"] = a / n
     for network, (d, n, a, m) in pooled.items():
         values = {}
         if n:
@@ -197,30 +231,32 @@ def probe(learner, batch, dormant_threshold: float = 0.025) -> PlasticityReport:
 
 
 @torch.no_grad()
-def module_dormant_ratio(module: nn.Module, inputs, tau: float) -> float:
+def module_dormant_ratio(module: nn.Module, inputs, tau: float, after_activation: bool = True) -> float:
     """The dormant ratio of ``module`` on one no-grad forward of ``inputs`` (a tensor or a tuple),
-    pooled over its Linear layers (DrM's ``cal_dormant_ratio`` on the actor). Hooks are removed
-    after; the module draws no random numbers, so no RNG moves."""
-    recorders = [_Recorder() for layer in module.modules() if _is_dormant_layer(layer)]
-    layers = [layer for layer in module.modules() if _is_dormant_layer(layer)]
-    handles = [layer.register_forward_hook(recorder) for layer, recorder in zip(layers, recorders)]
+    pooled over its Linear layers, each scored on ``dormant_sources`` (DrM's ``cal_dormant_ratio``
+    on the actor). Hooks are removed after; the module draws no random numbers."""
+    named = dict(module.named_modules())
+    sources = dormant_sources(named, after_activation)
+    recorders = {name: _Recorder() for name in sources.values()}
+    handles = [named[name].register_forward_hook(recorder) for name, recorder in recorders.items()]
     try:
         module(*inputs) if isinstance(inputs, tuple) else module(inputs)
     finally:
         for handle in handles:
             handle.remove()
-    return dormant_ratio((o for recorder in recorders for o in recorder.outputs), tau)
+    return dormant_ratio((o for source in sources.values() for o in recorders[source].outputs), tau)
 
 
-def network_dormant_ratio(learner, batch, network: str, tau: float) -> float:
+def network_dormant_ratio(learner, batch, network: str, tau: float,
+                          after_activation: bool = True) -> float:
     """The dormant ratio of one network (e.g. DrM's beta = the actor's) on ``batch``."""
     probes = learner.probes()
-    names = [name for name, module in probes.items()
-             if name.split(".", 1)[0] == network and _is_dormant_layer(module)]
-    if not names:
+    sources = {name: source for name, source in dormant_sources(probes, after_activation).items()
+               if name.split(".", 1)[0] == network}
+    if not sources:
         raise KeyError(f"the learner probes no Linear layer of network {network!r}")
-    outputs = record_outputs(learner, batch, names)
-    return dormant_ratio((o for name in names for o in outputs[name]), tau)
+    outputs = record_outputs(learner, batch, set(sources.values()))
+    return dormant_ratio((o for source in sources.values() for o in outputs[source]), tau)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +271,7 @@ def shrink_perturb_(learner, names: str | Iterable[str], alpha: float) -> None:
 
 
 @torch.no_grad()
-def redo_(learner, network: str, batch, tau: float = 0.025) -> int:
+def redo_(learner, network: str, batch, tau: float = 0.025, after_activation: bool = True) -> int:
     """ReDo (Sokar et al. 2023) on one network of the learner: every dormant unit (s_i <= tau)
     of a hidden Linear layer gets fresh incoming weights and bias (drawn with the learner's
     ``weight_init`` and RNG), its outgoing weights (column i of the next Linear layer in module
@@ -251,25 +287,29 @@ def redo_(learner, network: str, batch, tau: float = 0.025) -> int:
     names = [by_module.get(id(layer)) for layer in layers]
     if None in names:
         raise KeyError(f"ReDo needs every Linear layer of {network!r} among the learner's probes()")
-    outputs = record_outputs(learner, batch, names)
+    sources = dormant_sources(probes, after_activation)
+    outputs = record_outputs(learner, batch, {sources[name] for name in names})
     optimizers = list(learner.named_optimizers().values())
-    reset = 0
-    for layer, following, name in zip(layers[:-1], layers[1:], names[:-1]):
-        scores = dormant_scores(torch.cat(outputs[name], dim=-2))     # L x U
-        dormant = scores <= tau
+    # All dormant units from the one forward pass; then every incoming re-draw before any
+    # outgoing zeroing, so a re-drawn unit of the next layer cannot undo a zeroed output.
+    dormant_by_layer = [dormant_scores(torch.cat(outputs[sources[name]], dim=-2)) <= tau
+                        for name in names[:-1]]
+    resets = []
+    for layer, dormant in zip(layers[:-1], dormant_by_layer):
         if not dormant.any():
             continue
         fresh = _fresh_copy(layer, orthogonal, learner.generator)
         for member, units in enumerate(dormant):
             index = units.nonzero(as_tuple=True)[0]
-            if index.numel() == 0:
-                continue
-            reset += index.numel()
-            _copy_units_(layer, fresh, member, index, optimizers)
-            # A plain layer's unit feeds every member of a following ensemble layer.
-            _zero_inputs_(following, member if isinstance(layer, EnsembleLinear) else None, index,
-                          optimizers)
-    return reset
+            if index.numel():
+                _copy_units_(layer, fresh, member, index, optimizers)
+                resets.append((layer, member, index))
+    position = {id(layer): k for k, layer in enumerate(layers)}
+    for layer, member, index in resets:
+        # A plain layer's unit feeds every member of a following ensemble layer.
+        _zero_inputs_(layers[position[id(layer)] + 1],
+                      member if isinstance(layer, EnsembleLinear) else None, index, optimizers)
+    return sum(index.numel() for _, _, index in resets)
 
 
 def _fresh_copy(layer: nn.Module, orthogonal: bool, generator: torch.Generator) -> nn.Module:

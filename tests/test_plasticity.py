@@ -73,8 +73,8 @@ def test_fraction_active_by_hand():
     assert fraction_active([post, torch.ones(1, 2)]) == 5 / 8
 
 
-def test_module_dormant_ratio_hooks_linear_outputs_pre_activation():
-    # Linear(2 -> 3) with known weights; the ReLU after it must not matter (pre-activation hook).
+def test_module_dormant_ratio_scores_hidden_units_after_their_relu():
+    # Linear(2 -> 3) with known weights, then ReLU, then Linear(3 -> 1)
     layer = nn.Linear(2, 3)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0], [-1.0, 0.0]]))
@@ -84,10 +84,32 @@ def test_module_dormant_ratio_hooks_linear_outputs_pre_activation():
         net[2].weight.fill_(1.0)
         net[2].bias.zero_()
     x = torch.tensor([[1.0, 5.0], [2.0, -5.0]])
-    # layer 0: |h| means [1.5, 0, 1.5] -> unit 1 dormant (unit 2 is negative = 0 after ReLU, but
-    # its pre-activation is large, so it is not dormant); layer 2 output relu(x0) = [1, 2]: 1 unit, active
-    assert module_dormant_ratio(net, x, tau=0.025) == 1 / 4
-    assert not layer._forward_hooks and not net[2]._forward_hooks
+    # pre-activation h = [[1, 0, -1], [2, 0, -2]]: mean |h| = [1.5, 0, 1.5] -> unit 1 dormant;
+    # after the ReLU [[1, 0, 0], [2, 0, 0]]: mean [1.5, 0, 0] -> units 1 and 2 dormant (unit 2 is
+    # dead although |h| is large: what DrM's hook measures, its ReLU being in-place).
+    # The output layer (no activation after it) scores its own output relu(x0) = [1, 2]: active.
+    assert module_dormant_ratio(net, x, tau=0.025) == 2 / 4
+    assert module_dormant_ratio(net, x, tau=0.025, after_activation=False) == 1 / 4
+    assert not layer._forward_hooks and not net[1]._forward_hooks and not net[2]._forward_hooks
+    # DrM's own computation on the same net (inplace ReLU overwrites the hooked Linear output)
+    inplace = nn.Sequential(layer, nn.ReLU(inplace=True), net[2])
+    seen = []
+    handles = [m.register_forward_hook(lambda m, i, o: seen.append(o)) for m in inplace
+               if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        inplace(x)
+    for h in handles:
+        h.remove()
+    assert dormant_ratio(seen, 0.025) == 2 / 4
+
+
+def test_dormant_sources_follow_relu_siblings_only():
+    from robo_rl.plasticity import dormant_sources
+
+    mlp = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 4), nn.LayerNorm(4), nn.ReLU(),
+                        nn.Linear(4, 1), nn.Tanh())
+    sources = dormant_sources(dict(mlp.named_modules()))
+    assert sources == {"0": "1", "2": "2", "5": "5"}     # LayerNorm in between; Tanh is no ReLU
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +130,11 @@ def test_probe_matches_a_manual_count_and_groups_by_network():
         x = module(x)
         (outputs if isinstance(module, nn.Linear) else post).append(x.detach())
     assert len(outputs) == len(linears) == 3
-    assert report.networks["actor"]["dormant_ratio"] == pytest.approx(dormant_ratio(outputs, 0.1))
+    # hidden Linears are scored after their ReLU, the output Linear on its own output
+    scored = [post[0], post[1], outputs[2]]
+    assert report.networks["actor"]["dormant_ratio"] == pytest.approx(dormant_ratio(scored, 0.1))
+    pre = probe(agent, batch, dormant_threshold=0.1, dormant_after_activation=False)
+    assert pre.networks["actor"]["dormant_ratio"] == pytest.approx(dormant_ratio(outputs, 0.1))
     assert report.networks["actor"]["fau"] == pytest.approx(fraction_active(post))
     assert set(report.networks) == {"actor", "critic"}
     metrics = report.metrics()
@@ -195,8 +221,9 @@ def test_redo_reinitialises_dormant_units_and_silences_their_outputs():
         first.weight[1, :, 3] = 0
         first.bias[1, 0, 3] = 0
     before_first, before_second = first.weight.detach().clone(), second.weight.detach().clone()
-    reset = redo_(agent, "critic", agent.last_batch, tau=0.0)
-    assert reset >= 1
+    # pre-activation scores with tau 0: exactly the silenced unit (post-ReLU would add dead ones)
+    reset = redo_(agent, "critic", agent.last_batch, tau=0.0, after_activation=False)
+    assert reset == 1
     assert first.weight[1, :, 3].abs().sum() > 0                    # fresh incoming weights
     assert torch.all(second.weight[1, 3, :] == 0)                   # outgoing weights zeroed
     assert torch.equal(second.weight[0], before_second[0])          # other member untouched
@@ -225,3 +252,21 @@ def test_redo_on_a_plain_layer_feeding_an_ensemble_zeroes_every_member():
     assert projection.weight[2].abs().sum() > 0
     first = agent.critic.q.layers[0]
     assert torch.all(first.weight[:, 2, :] == 0)
+
+
+def test_redo_leaves_no_output_of_a_reset_unit_live():
+    """Post-ReLU scoring finds dead units in consecutive layers; after ReDo every reset unit's
+    outgoing weights are zero, also where the next layer re-drew units of its own."""
+    agent = sac(hidden_dims=(8, 8))
+    source = Source()
+    agent.update(source, 0)
+    layers = agent.critic.q.layers
+    with torch.no_grad():
+        layers[0].weight[:, :, :4] = 0      # units 0-3 of layer 0 dead in both members
+        layers[0].bias[:, :, :4] = -1.0
+        layers[2].weight[:, :, :2] = 0      # units 0-1 of layer 2 dead too
+        layers[2].bias[:, :, :2] = -1.0
+    assert redo_(agent, "critic", agent.last_batch, tau=0.0) >= 12
+    assert torch.all(layers[2].weight[:, :4, :] == 0)      # outputs of layer-0 units 0-3
+    assert torch.all(layers[4].weight[:, :2, :] == 0)      # outputs of layer-2 units 0-1
+    assert layers[2].weight[:, 4:, :2].abs().sum() > 0     # layer-2 units 0-1 re-drawn (live inputs)

@@ -2,7 +2,8 @@
 
 DrM is ``DrQv2Agent`` with its hooks filled in (robo_rl/agents/drqv2.py), nothing copied. Per
 learner update at agent step t, with beta = the actor's dormant ratio on this update's augmented
-features (robo_rl.plasticity: Linear outputs, tau = ``dormant_threshold``):
+features (robo_rl.plasticity, tau = ``dormant_threshold``; hidden units scored after their ReLU,
+which is what the authors' in-place ReLU makes their Linear-output hook measure):
 
     if t - t_perturbed >= perturb_every:                          # dormant-ratio-guided perturbation
         alpha = clip(1 - perturb_rate * beta, alpha_min, alpha_max)
@@ -48,6 +49,7 @@ class DrMConfig(DrQv2Config):
     """DrQ-v2's fields plus DrM's (defaults: the paper's, medium DMC tasks)."""
     name: str = "drm"
     dormant_threshold: float = 0.025       # tau: a unit is dormant when its score s_i < tau
+    dormant_after_activation: bool = True  # hidden units scored after their ReLU, as the authors' code does
     target_dormant_ratio: float = 0.2      # beta_target in sigma_dorm, lambda and the awaken test
     dormant_temperature: float = 10.0      # sigma_dorm = 1 / (1 + exp(-this (beta - beta_target)))
     awaken_after_steps: int = 2000         # t_awake is only recorded after this many agent steps
@@ -176,7 +178,8 @@ class DrMAgent(DrQv2Agent):
 
     def before_critic(self, features: torch.Tensor, batch, step: int) -> dict[str, torch.Tensor]:
         """beta on this update's features, t_awake, and one expectile step of the value net."""
-        self.dormant_ratio = module_dormant_ratio(self.actor, features, self.cfg.dormant_threshold)
+        self.dormant_ratio = module_dormant_ratio(self.actor, features, self.cfg.dormant_threshold,
+                                                  self.cfg.dormant_after_activation)
         if (self.awaken_step is None and step > self.cfg.awaken_after_steps
                 and self.dormant_ratio < self.cfg.target_dormant_ratio):
             self.awaken_step = step

@@ -293,8 +293,9 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                 schedule.observe(UpdateFeedback(step, updates, metrics, agent, batch_source))
             if probe_every and (step + 1) % probe_every == 0 and getattr(agent, "last_batch", None) is not None:
                 # On the learner's own last minibatch: probing draws no sample and moves no RNG.
-                logger.log("plasticity", step + 1, probe(agent, agent.last_batch,
-                                                         cfg.plasticity.dormant_threshold).metrics())
+                logger.log("plasticity", step + 1, probe(
+                    agent, agent.last_batch, cfg.plasticity.dormant_threshold,
+                    cfg.plasticity.dormant_after_activation).metrics())
             if step >= t.seed_steps:
                 learn_time += time.perf_counter() - tick
                 learn_steps += 1
