@@ -83,7 +83,7 @@ def report(args) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ret_ax, dorm_ax) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-    lines = [f"| agent | seeds | final eval return (mean +/- std) | best eval | actor dormant ratio: mean over run, final |",
+    lines = ["| agent | seeds | final eval return (mean +/- std) | best eval | actor dormant ratio: mean over run, final |",
              "|---|---|---|---|---|"]
     for agent in AGENTS:
         steps, returns = curves(args, agent, "eval.csv", "return_mean")

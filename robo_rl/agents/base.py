@@ -176,6 +176,35 @@ class LearnerBase:
                       f"state, so stochastic actions and updates will differ from the original "
                       f"device (deterministic actions are unchanged)", stacklevel=3)
 
+    def setup_actor_critic_(self) -> None:
+        """The construction steps every actor-critic learner shares, after it has built
+        ``self.encoder``, ``self.actor`` and ``self.critic``: ``cfg.weight_init`` on actor and
+        critic trunk, everything on ``self.device``, a frozen copy as ``critic_target``, Adam for
+        the actor and for critic + encoder (the critic loss trains the pixel encoder; the actor
+        sees detached features), and the learner's one RNG (``self.generator``: noise, samples,
+        augmentation and re-initialisations, so a checkpoint restores them all)."""
+        import copy
+
+        from robo_rl.agents.common import make_adam, or_default
+        from robo_rl.nets import init_weights_
+
+        cfg = self.cfg
+        init_weights_(self.actor, cfg.weight_init)
+        init_weights_(self.critic.trunk, cfg.weight_init)
+        for module in (self.encoder, self.actor, self.critic):
+            module.to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+        self.actor_optimizer = make_adam(self._actor_params, or_default(cfg.actor_lr, cfg.lr))
+        self.critic_optimizer = make_adam(self._critic_params + list(self.encoder.parameters()),
+                                          or_default(cfg.critic_lr, cfg.lr))
+        seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**62, ()).item())
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.num_updates = 0
+        self.last_batch = None  # the last training minibatch (plasticity probes run on it)
+
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 

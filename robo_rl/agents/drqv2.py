@@ -33,7 +33,6 @@ Departures from facebookresearch/drqv2, on purpose:
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -42,11 +41,10 @@ import torch
 from torch import nn
 
 from robo_rl.agents.base import ActorCriticConfig, LearnerBase, check_step_argument, probe_modules
-from robo_rl.agents.common import (critic_step, linear_schedule, make_adam, or_default,
-                                   split_minibatches, unit_box_action_dim)
+from robo_rl.agents.common import (critic_step, linear_schedule, split_minibatches,
+                                   unit_box_action_dim)
 from robo_rl.config_utils import dataclass_from_dict
-from robo_rl.nets import (MLP, EnsembleCritic, FeatureTrunk, ObservationEncoder,
-                          init_weights_, random_shift)
+from robo_rl.nets import MLP, EnsembleCritic, FeatureTrunk, ObservationEncoder, random_shift
 
 PRECISIONS = ("float32", "bfloat16")
 AUGMENTATIONS = ("shift", "none")
@@ -140,23 +138,7 @@ class DrQv2Agent(LearnerBase):
         self.critic = EnsembleCritic(self.make_trunk(), self.action_dim, cfg.num_critics,
                                      cfg.hidden_dims, cfg.activation, cfg.critic_layer_norm,
                                      cfg.weight_init)
-        init_weights_(self.actor, cfg.weight_init)
-        init_weights_(self.critic.trunk, cfg.weight_init)
-        for module in (self.encoder, self.actor, self.critic):
-            module.to(self.device)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        self._target_params = list(self.critic_target.parameters())
-        self.actor_optimizer = make_adam(self._actor_params, or_default(cfg.actor_lr, cfg.lr))
-        # The critic loss alone trains the encoder (the actor sees detached features).
-        self.critic_optimizer = make_adam(self._critic_params + list(self.encoder.parameters()),
-                                          or_default(cfg.critic_lr, cfg.lr))
-        # One generator for every random choice (noise, augmentation, re-initialisations).
-        seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**62, ()).item())
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.num_updates = 0
-        self.last_batch = None  # the last training minibatch (plasticity probes run on it)
+        self.setup_actor_critic_()  # targets, optimisers (the critic's also trains the encoder), RNG
 
     def make_trunk(self) -> FeatureTrunk:
         """A head's trunk: conv features (and, with ``state_trunk``, the state) through

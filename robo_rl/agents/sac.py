@@ -43,7 +43,6 @@ losses gave no measurable gain at this size (and ~1-2 min of compile time), so i
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
@@ -58,8 +57,7 @@ from robo_rl.agents.base import (ActorCriticConfig, ComponentSpec, LearnerBase, 
 from robo_rl.agents.common import (critic_step, make_adam, or_default, split_minibatches,
                                    unit_box_action_dim)
 from robo_rl.config_utils import check_renamed_keys, dataclass_from_dict
-from robo_rl.nets import (MLP, EnsembleCritic,
-                          FeatureTrunk, ObservationEncoder, init_weights_, random_shift)
+from robo_rl.nets import MLP, EnsembleCritic, FeatureTrunk, ObservationEncoder, random_shift
 
 HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 LOG_TWO = math.log(2.0)
@@ -222,32 +220,12 @@ class SACAgent(LearnerBase):
         self.critic = EnsembleCritic(FeatureTrunk(pixel_dim, state_dim, feature_dim),
                                      self.action_dim, cfg.num_critics, cfg.hidden_dims,
                                      cfg.activation, cfg.critic_layer_norm, cfg.weight_init)
-        init_weights_(self.actor, cfg.weight_init)
-        init_weights_(self.critic.trunk, cfg.weight_init)
-        for module in (self.encoder, self.actor, self.critic):
-            module.to(self.device)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.setup_actor_critic_()  # targets, optimisers (the critic's also trains the encoder), RNG
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device,
                                       requires_grad=True)
         self.target_entropy = cfg.target_entropy_scale * self.action_dim
-
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        self._target_params = list(self.critic_target.parameters())
-        self.actor_optimizer = make_adam(self._actor_params, or_default(cfg.actor_lr, cfg.lr))
-        # The critic loss also trains the pixel encoder.
-        self.critic_optimizer = make_adam(self._critic_params + list(self.encoder.parameters()),
-                                          or_default(cfg.critic_lr, cfg.lr))
         self.temperature_optimizer = make_adam([self.log_alpha],
                                                or_default(cfg.temperature_lr, cfg.lr))
-
-        # One generator drives every random choice of the agent (exploration noise, policy
-        # samples in the losses, critic subsets, augmentation, re-initialisations), so a
-        # checkpoint restores it all.
-        seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**62, ()).item())
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.num_updates = 0
-        self.last_batch = None  # the last critic minibatch (plasticity probes run on it)
 
         specs = ([constraint] if constraint is not None else []) + list(components)
         self.components: list[LearnerComponent] = [
