@@ -63,9 +63,13 @@ class TwinConfig:
     image_size: int = 84
     camera: str = "front"
     wrench_frame: str = "ft_sensor"
-    # at most this many physics steps in one timer callback when the process fell behind (a
-    # longer stall is dropped, not replayed faster than real time)
-    max_catch_up_steps: int = 20
+    # seconds one effort command is held over, at most (at least one physics step): when the
+    # controller or the twin itself falls behind, the rest of the stall is dropped (the twin's
+    # physics time slows) instead of integrated with a stale torque. A real arm's hard
+    # real-time loop never holds a torque long; the reach arm's impedance loop goes unstable
+    # when a torque is held for 12 ms at 1 or 4 ms physics steps, not at 8 ms
+    # (tests/test_ros_config.py); half that margin
+    max_command_hold: float = 0.004
     # no effort command for this long -> zero torque (as an arm driver drops a dead client)
     command_timeout: float = 0.1        # s
     seed: int = 0                       # the task's reset (start pose) seed

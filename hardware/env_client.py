@@ -118,12 +118,13 @@ class RobotLink:
         n.create_timer(1.0 / hw.stream_hz, self._keep_alive)
         self.action_pub = n.create_publisher(Float32MultiArray, topics.action, command_qos(10))
         self._create_entities(n)
-        # rclpy's SingleThreadedExecutor here, not the EventsExecutor the nodes use: this
-        # executor spins in a background thread of the learner's process (beside other
-        # clients in tests), where the experimental EventsExecutor crashed the process
-        from rclpy.executors import SingleThreadedExecutor
+        # the nodes' EventsExecutor: with rclpy's SingleThreadedExecutor (its wait set rebuilt
+        # in Python per message) the two links of the ROS tests' process took 84% of a core at
+        # 1 kHz and starved twin and controller into 30-150 ms stalls on 2 cores; 40% with
+        # this one. ROBO_RL_ROS_EXECUTOR=single switches back (an early version crashed with it)
+        from .ros import fast_executor
 
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor = fast_executor(context=self.context)
         self.executor.add_node(n)
         self.thread = threading.Thread(target=self._spin, name="robo_rl_env_ros", daemon=True)
         self.thread.start()

@@ -10,10 +10,12 @@ the wrist F/T as geometry_msgs/WrenchStamped (sensor frame, tool weight removed,
 arm's estimate subtracts the configured load), and camera frames as sensor_msgs/Image (rgb8).
 
 Time: the physics runs in real time. A 1 / rate_hz timer steps the simulation as many times as
-wall-clock time says it is due (at most max_catch_up_steps at once: a longer stall is dropped,
-never replayed faster than real time), with the newest torque command held over each step; a
-command older than command_timeout is replaced by zero torque, as an arm driver does when its
-client dies. Gravity is compensated by the model (gravcomp), like the real arm's.
+wall-clock time says it is due, with the newest torque command held over each step, but one
+command over at most max_command_hold seconds: when the controller is late or the twin was
+descheduled, the rest of the stall is dropped (physics time slows down) rather than integrated
+with a stale torque, which a real arm's 1 kHz loop never does and which destabilises the
+impedance loop on a shared 2-core host. A command older than command_timeout is replaced by
+zero torque, as an arm driver does when its client dies. Gravity is compensated by the model (gravcomp), like the real arm's.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class TwinNode(Node):
 
         self._mujoco = mujoco
         self.dt = 1.0 / c.rate_hz
+        if not c.max_command_hold > 0:
+            raise ValueError(f"twin max_command_hold={c.max_command_hold} must be > 0 (seconds)")
+        self.hold_steps = max(1, int(round(c.max_command_hold / self.dt)))
         self.task = make_task(c.task, obs_type="state", seed=c.seed, physics_dt=self.dt,
                               control_hz=c.rate_hz, image_size=c.image_size, camera=c.camera)
         self.task.reset(seed=c.seed)
@@ -64,6 +69,7 @@ class TwinNode(Node):
         self.ctrl_high = self.model.actuator_ctrlrange[:n, 1].copy()
         self.command = np.zeros(n)
         self.command_time: float | None = None
+        self.steps_on_command = 0  # physics steps the newest command has been held over
         self.rejected = 0
 
         self.joint_pub = self.create_publisher(JointState, topics.joint_states, sensor_qos())
@@ -97,23 +103,27 @@ class TwinNode(Node):
             return
         np.clip(tau, self.ctrl_low, self.ctrl_high, out=self.command)
         self.command_time = time.monotonic()
+        self.steps_on_command = 0
 
     def _tick(self) -> None:
         now = time.monotonic()
         due = int((now - self.start) / self.dt) - self.steps
         if due <= 0:
             return
-        if due > self.config.max_catch_up_steps:
-            self.dropped_steps += due - self.config.max_catch_up_steps
-            self.steps += due - self.config.max_catch_up_steps
-            due = self.config.max_catch_up_steps
         fresh = (self.command_time is not None
                  and now - self.command_time <= self.config.command_timeout)
+        # a fresh command is held over at most hold_steps steps in all; zero torque
+        # (no fresh command) at most that many per callback, so a long stall is not replayed
+        budget = self.hold_steps - (self.steps_on_command if fresh else 0)
+        run = max(0, min(due, budget))
+        self.dropped_steps += due - run
+        self.steps += due  # the wall clock moves on: dropped steps are never replayed
         ctrl = self.data.ctrl
         ctrl[:self.n] = self.command if fresh else 0.0
-        for _ in range(due):
+        for _ in range(run):
             self._mujoco.mj_step(self.model, self.data)
-        self.steps += due
+        self.steps_on_command += run
+        # published even when no step ran: the plant is paused, so its state is current
         self._publish_state()
         if self.image_pub is not None and now >= self.next_image:
             self.next_image = now + 1.0 / self.config.image_rate_hz

@@ -158,3 +158,42 @@ def test_config_dataclasses_have_ros_parameter_forms():
             names = {f.name for f in dataclasses.fields(cls)}
             assert {k[len(prefix):] for k in defaults(groups) if k.startswith(prefix)
                     and "." not in k[len(prefix):]} >= names
+
+
+def _reach_with_held_torque(hold_steps: int) -> tuple[str, float]:
+    """Scripted reach on the twin's 1 kHz plant with the law run every hold_steps physics steps
+    (its torque held in between, the law's dt clamped as the node's DT_CLAMP does) -> (hold
+    reason or "", final goal distance)."""
+    import mujoco
+
+    from robo_rl.hardware.controller_node import DT_CLAMP
+    from robo_rl.tasks import make_task
+
+    task = make_task("reach", energy_tank=True, physics_dt=1e-3, control_hz=10)
+    task.reset(seed=0)
+    m, d, loop = task.model, task.data, task.control
+    for _ in range(40):
+        task.apply_action(task.scripted_action())
+        loop.set_target(task.target_pos, task.target_quat, task.stiffness)
+        for tick in range(task.ticks_per_step):
+            mujoco.mj_step1(m, d)
+            if tick % hold_steps == 0:
+                tau, _ = loop.step(task._arm_state(False), task._tick_wrench(),
+                                   min(hold_steps, DT_CLAMP[1]) * 1e-3)
+                task._ctrl_arm[:] = tau
+            mujoco.mj_step2(m, d)
+        if loop.holding:
+            return loop.hold_reason, float(np.linalg.norm(task.tcp_pos - task.goal))
+    return "", float(np.linalg.norm(task.tcp_pos - task.goal))
+
+
+def test_twin_holds_a_command_only_as_long_as_the_reach_loop_stays_stable():
+    """The twin's max_command_hold: a torque held that long still reaches the goal with
+    no trip; held 12 ms (a starved 2-core host) the loop trips a speed limit, the failure the
+    cap keeps out of the twin (a real arm's 1 kHz loop never holds a torque that long)."""
+    from robo_rl.hardware.config import TwinConfig
+
+    reason, distance = _reach_with_held_torque(round(TwinConfig().max_command_hold / 1e-3))
+    assert reason == "" and distance < 0.01, (reason, distance)
+    reason, _ = _reach_with_held_torque(12)
+    assert "speed" in reason, reason

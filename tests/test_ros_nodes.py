@@ -32,6 +32,9 @@ EQUILIBRIUM_TIMEOUT = 0.2       # s, the controller's pose watchdog in this modu
 JOINT_STATE_TIMEOUT = 0.015     # s, the node default (a real arm's), set for the watchdog test
 SHARED_CPU_TIMEOUT = 0.1        # s, the twin bring-up's (nodes and tests share 2 cores)
 REACTION_BUDGET = 0.020         # s: the "within 20 ms"
+RATE_HZ = 1000.0                # Hz, the twin's physics and the controller's tick (defaults)
+ZERO_TORQUE_WATCH_S = 0.2       # s of commands watched after the stale-joint-state fault
+IN_FLIGHT_S = 0.05              # s a command sent before it may still arrive after it
 TASK_OPTIONS = {"energy_tank": True}
 
 
@@ -138,6 +141,10 @@ def arm(ros_domain, tmp_path_factory):
 def probe(arm):
     link = Probe(robot_config())
     link.wait_status(lambda s: s["state"] != "waiting", 60.0, "the controller to start")
+    deadline = time.monotonic() + 60.0  # discovery of the twin's publisher can lag the status
+    while link.latest()[0] is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert link.latest()[0] is not None, f"no joint states in 60 s ({link.rejected} rejected)"
     yield link
     link.close()
 
@@ -177,7 +184,7 @@ def test_scripted_reach_through_ros(arm, probe, model):
                 position, _ = tcp(model, probe)
                 if terminated or truncated:
                     break
-            assert info["success"], info
+            assert info["success"], (info, probe.latest()[3])
             assert np.linalg.norm(position - task.goal) < 2 * task.config.success_threshold, (
                 info, probe.latest()[3])
             successes += 1
@@ -185,7 +192,7 @@ def test_scripted_reach_through_ros(arm, probe, model):
     finally:
         env.close()
     commands = probe.commands[start_commands:]
-    assert len(commands) > 1000
+    assert len(commands) > RATE_HZ  # over a second of control
     times = np.array([t for t, _ in commands])
     torques = np.stack([c for _, c in commands])
     steps = np.abs(np.diff(torques, axis=0)).max(axis=1)
@@ -193,9 +200,10 @@ def test_scripted_reach_through_ros(arm, probe, model):
     # per tick the controller allows rate * dt with its measured dt clamped to 4 / rate_hz
     # (hardware/controller_node.DT_CLAMP); DDS may drop a best-effort sample in between, so a
     # delta spanning k receive periods may be k times one tick's
-    gaps = np.maximum(np.round(np.diff(times) / 1e-3), 1.0)
-    assert np.all(steps <= rate * 4e-3 * gaps + 1e-9)
-    assert np.median(steps) <= rate * 1e-3 + 1e-9
+    period = 1.0 / RATE_HZ
+    gaps = np.maximum(np.round(np.diff(times) / period), 1.0)
+    assert np.all(steps <= rate * 4 * period * gaps + 1e-9)
+    assert np.median(steps) <= rate * period + 1e-9
     floors = [(float(s["tank_energy"]), float(s["tank_min_energy"])) for _, s in probe.statuses
               if s.get("tank_energy")]
     assert floors and all(level >= floor - 1e-9 for level, floor in floors)
@@ -232,23 +240,27 @@ def test_stale_equilibrium_holds_last_pose(probe, model):
 def test_stale_joint_states_zero_torque_and_error(arm, probe):
     ensure_running(probe)
     assert probe.set_parameter("joint_state_timeout", JOINT_STATE_TIMEOUT).successful
-    twin = arm.children["twin"]
-    twin.send_signal(signal.SIGSTOP)
-    stopped = time.monotonic()
     try:
-        status = probe.wait_status(lambda s: s["state"] == "error", 2.0, "the error state")
-        time.sleep(0.1)
-    finally:
-        twin.send_signal(signal.SIGCONT)
+        twin = arm.children["twin"]
+        twin.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            status = probe.wait_status(lambda s: s["state"] == "error", 2.0, "the error state")
+            time.sleep(ZERO_TORQUE_WATCH_S)
+        finally:
+            twin.send_signal(signal.SIGCONT)
+    finally:  # the module's other tests run with the shared-CPU watchdog
+        assert probe.set_parameter("joint_state_timeout", SHARED_CPU_TIMEOUT).successful
     reaction = float(status["fault_since"]) - stopped
     assert reaction <= REACTION_BUDGET, f"error state {reaction * 1e3:.1f} ms after the stop"
     assert "joint states stale" in status["hold_reason"]
-    # torque published before the fault may still be in flight (DDS, this process's GIL):
-    # everything received 10 ms after the fault on is zero
+    # torque published before the fault may still be in flight (DDS, this process's executor
+    # on a loaded host): everything received IN_FLIGHT_S after the fault on is zero; at least
+    # half the ticks of the rest of the watched window arrived
     fault = float(status["fault_since"])
-    after = [c for t, c in probe.commands if t > fault + 0.010]
-    assert len(after) >= 50 and all(np.all(c == 0.0) for c in after)
-    assert probe.set_parameter("joint_state_timeout", SHARED_CPU_TIMEOUT).successful
+    after = [c for t, c in probe.commands if t > fault + IN_FLIGHT_S]
+    assert len(after) >= 0.5 * (ZERO_TORQUE_WATCH_S - IN_FLIGHT_S) * RATE_HZ
+    assert all(np.all(c == 0.0) for c in after)
     time.sleep(0.1)
     probe.recover()
 
@@ -374,7 +386,7 @@ def test_parameters_validated_on_set(probe):
     assert set_value("impedance.translational_stiffness", old).successful
     structural = call(set_client, SetParameters.Request(parameters=[Parameter(
         name="rate_hz", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
-                                             double_value=500.0))])).results[0]
+                                             double_value=RATE_HZ / 2))])).results[0]
     assert not structural.successful and "configure" in structural.reason
 
 
