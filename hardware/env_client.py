@@ -118,13 +118,12 @@ class RobotLink:
         n.create_timer(1.0 / hw.stream_hz, self._keep_alive)
         self.action_pub = n.create_publisher(Float32MultiArray, topics.action, command_qos(10))
         self._create_entities(n)
-        # the nodes' EventsExecutor: with rclpy's SingleThreadedExecutor (its wait set rebuilt
-        # in Python per message) the two links of the ROS tests' process took 84% of a core at
-        # 1 kHz and starved twin and controller into 30-150 ms stalls on 2 cores; 40% with
-        # this one. ROBO_RL_ROS_EXECUTOR=single switches back (an early version crashed with it)
-        from .ros import fast_executor
+        # rclpy's SingleThreadedExecutor here, not the nodes' EventsExecutor: in the learner's
+        # (or the tests') process beside other clients the EventsExecutor aborted the process
+        # (seen again in a clean-clone CI run); it would cut this process's CPU 84% -> 40%
+        from rclpy.executors import SingleThreadedExecutor
 
-        self.executor = fast_executor(context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(n)
         self.thread = threading.Thread(target=self._spin, name="robo_rl_env_ros", daemon=True)
         self.thread.start()
