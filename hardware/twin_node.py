@@ -15,7 +15,8 @@ command over at most max_command_hold seconds: when the controller is late or th
 descheduled, the rest of the stall is dropped (physics time slows down) rather than integrated
 with a stale torque, which a real arm's 1 kHz loop never does and which destabilises the
 impedance loop on a shared 2-core host. A command older than command_timeout is replaced by
-zero torque, as an arm driver does when its client dies. Gravity is compensated by the model (gravcomp), like the real arm's.
+zero torque, as an arm driver does when its client dies. Gravity is compensated by the model
+(gravcomp), like the real arm's.
 """
 
 from __future__ import annotations
