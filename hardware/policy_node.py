@@ -12,6 +12,7 @@ start pose). The ROS_DOMAIN_ID of the process is the domain it drives.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 from pathlib import Path
@@ -26,14 +27,29 @@ NODE_NAME = "policy"
 PARAMETERS = {"checkpoint": "", "rate_hz": 0.0, "task": "", "episodes": 0}
 
 
+# The parameter reader is a throwaway participant: it joins no graph (discovery off), so it never
+# matches the running nodes and is never torn down mid-handshake with them - such a teardown
+# segfaulted this process once in CI (FastDDS 3.2).
+READER_DISCOVERY = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "OFF"}
+
+
 def read_parameters(argv) -> dict:
-    """Parameters from `--ros-args -p name:=value` through a short-lived rclpy node."""
+    """Parameters from `--ros-args -p name:=value` through a short-lived, undiscoverable node."""
     rclpy = import_rclpy()
     from rclpy.node import Node
 
-    rclpy.init(args=list(argv))
+    saved = {key: os.environ.get(key) for key in READER_DISCOVERY}
+    os.environ.update(READER_DISCOVERY)  # rcl reads it at init
     try:
-        node = Node(NODE_NAME)
+        rclpy.init(args=list(argv))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    try:
+        node = Node(NODE_NAME, start_parameter_services=False, enable_rosout=False)
         for name, value in PARAMETERS.items():
             node.declare_parameter(name, value)
         values = {name: node.get_parameter(name).value for name in PARAMETERS}
@@ -45,6 +61,8 @@ def read_parameters(argv) -> dict:
 
 def serve(params: dict, hw: RobotEnvConfig | None = None) -> int:
     """Run the checkpoint's policy on the arm; -> episodes run."""
+    if not params["checkpoint"]:  # before the heavy imports: a missing path fails at once
+        raise ValueError("policy_node needs a checkpoint: --ros-args -p checkpoint:=PATH")
     import numpy as np
     from omegaconf import OmegaConf
 
@@ -55,8 +73,6 @@ def serve(params: dict, hw: RobotEnvConfig | None = None) -> int:
 
     from .env_client import make_robot_env
 
-    if not params["checkpoint"]:
-        raise ValueError("policy_node needs a checkpoint: --ros-args -p checkpoint:=PATH")
     path = Path(params["checkpoint"])
     payload = load_checkpoint(path)
     run_cfg = OmegaConf.create(payload["config"])
@@ -96,6 +112,7 @@ def main(argv=None) -> int:
     if "-h" in ours or "--help" in ours:
         print(__doc__)
         return 0
+    faulthandler.enable()  # a crash in the DDS layer prints where it happened
     try:
         serve(read_parameters(argv))
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ This module and the other hardware/ modules are the only ones that import rclpy.
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
 from dataclasses import dataclass
@@ -229,6 +230,7 @@ def run_node(make_node, argv: Sequence[str] | None = None) -> int:
     rclpy = import_rclpy()
     from rclpy.executors import ExternalShutdownException
 
+    faulthandler.enable()  # a crash in the DDS layer prints where it happened (node logs)
     # rclpy's own handlers (SIGINT and SIGTERM) shut the context down, which ends spin()
     rclpy.init(args=argv)
     node = None
