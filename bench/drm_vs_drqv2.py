@@ -18,13 +18,11 @@ and hidden layers are 256 wide (1024 costs ~8x per update on a CPU core).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import os
-from concurrent.futures import ProcessPoolExecutor
+import sys
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_runs import curves as run_curves, run_all, train_once  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "drm_vs_drqv2"
 AGENTS = ("drqv2", "drm")
@@ -47,33 +45,13 @@ def overrides(args, agent: str, seed: int) -> list[str]:
 
 def run_one(job) -> str:
     args, agent, seed = job
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from robo_rl.config_schema import compose_train_config
-    from robo_rl.loops.online import train
-
-    run_dir = args.out / agent / f"s{seed}"
-    if (run_dir / "done.json").exists():
-        return f"{agent} seed {seed}: done before"
-    result = train(compose_train_config(overrides(args, agent, seed)), run_dir)
-    (run_dir / "done.json").write_text(json.dumps({"last_eval": result.last_eval, "steps": result.steps}))
-    return f"{agent} seed {seed}: last eval {result.last_eval:.1f}"
-
-
-def read_csv(path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
-    with path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get(key) not in (None, "")]
-    return np.array([float(r["step"]) for r in rows]), np.array([float(r[key]) for r in rows])
+    summary = train_once(args.out / agent / f"s{seed}", overrides(args, agent, seed))
+    return f"{agent} seed {seed}: last eval {summary['last_eval']:.1f}"
 
 
 def curves(args, agent: str, filename: str, key: str):
     """(steps, seeds x steps) on the steps every seed logged."""
-    series = [read_csv(args.out / agent / f"s{seed}" / filename, key) for seed in args.seeds
-              if (args.out / agent / f"s{seed}" / filename).exists()]
-    if not series:
-        return None, None
-    common = sorted(set.intersection(*(set(s.tolist()) for s, _ in series)))
-    values = np.array([[v[list(s).index(step)] for step in common] for s, v in series])
-    return np.array(common), values
+    return run_curves([args.out / agent / f"s{seed}" for seed in args.seeds], filename, key)
 
 
 def report(args) -> None:
@@ -130,10 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out = args.out or RESULTS / args.task.replace("/", "_")
     if not args.table_only:
-        jobs = [(args, agent, seed) for seed in args.seeds for agent in AGENTS]
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            for line in pool.map(run_one, jobs):
-                print(line, flush=True)
+        run_all([(args, agent, seed) for seed in args.seeds for agent in AGENTS], run_one, args.workers)
     report(args)
 
 

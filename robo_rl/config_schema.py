@@ -13,6 +13,8 @@ before anything runs. Value ranges (``train.steps > 0``) are checked by each dat
     constraint (configs/constraint/*)-> LagrangianConfig (schema/constraint/energy) or none
     hardware (configs/hardware/*)    -> robo_rl.hardware.config.RobotEnvConfig or null
     plasticity                       -> robo_rl.plasticity.PlasticityConfig
+    schedule (configs/schedule/*)    -> robo_rl.loops.schedule.{Fixed,Adaptive}ScheduleConfig
+    snapshot (configs/snapshot/*)    -> robo_rl.snapshot.{NoSnapshot,S3RL}Config
     preset (configs/preset/*)        -> no schema of its own: sets keys of the groups above
     robo-rl eval (configs/eval.yaml) -> EvalRunConfig
 
@@ -116,6 +118,8 @@ class TrainRunConfig:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     hardware: RobotEnvConfig | None = None  # hardware=twin|real: the task over ROS 2
     plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)  # dormant ratio / FAU probes
+    schedule: Any = MISSING     # FixedScheduleConfig or AdaptiveScheduleConfig (updates per agent step)
+    snapshot: Any = MISSING     # NoSnapshotConfig or S3RLConfig (where training episodes start)
 
 
 @dataclass
@@ -157,6 +161,8 @@ def register_configs() -> None:
 
     from robo_rl.agents import AGENTS, agent_config
     from robo_rl.agents.constraint import LagrangianConfig
+    from robo_rl.loops.schedule import AdaptiveScheduleConfig, FixedScheduleConfig
+    from robo_rl.snapshot import NoSnapshotConfig, S3RLConfig
 
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainRunConfig)
@@ -165,6 +171,10 @@ def register_configs() -> None:
         store.store(group="schema/agent", name=name, node=agent_config({"name": name}))
     store.store(group="schema/constraint", name="none", node=NoConstraintConfig)
     store.store(group="schema/constraint", name="energy", node=LagrangianConfig)
+    store.store(group="schema/schedule", name="fixed", node=FixedScheduleConfig)
+    store.store(group="schema/schedule", name="adaptive", node=AdaptiveScheduleConfig)
+    store.store(group="schema/snapshot", name="none", node=NoSnapshotConfig)
+    store.store(group="schema/snapshot", name="s3rl", node=S3RLConfig)
     _registered = True
 
 
@@ -186,7 +196,7 @@ def check_train_config(cfg: DictConfig) -> None:
     from robo_rl.agents.constraint import check_constraint_config, constraint_config
 
     problems: list[str] = []
-    for part in ("train", "replay", "task", "hardware", "plasticity"):
+    for part in ("train", "replay", "task", "hardware", "plasticity", "schedule", "snapshot"):
         if cfg.get(part) is None:
             continue
         try:
@@ -195,6 +205,14 @@ def check_train_config(cfg: DictConfig) -> None:
             problems.extend(str(exc).split("\n  - ")[1:])
         except (TypeError, ValueError) as exc:
             problems.append(f"{part}: {exc}")
+    snapshot = cfg.get("snapshot")
+    if snapshot is not None and snapshot.get("name") == "s3rl":
+        if cfg.get("hardware") is not None:
+            problems.append("snapshot=s3rl restores saved simulator states, which a ROS 2 arm (hardware="
+                            "twin|real) cannot; train S3RL in simulation (hardware=none)")
+        if snapshot.get("teacher") == "scripted" and not str(cfg.task.name).startswith("arm/"):
+            problems.append(f"snapshot.teacher=scripted is the arm tasks' scripted policy (task={cfg.task.name}); "
+                            "pass a teacher checkpoint instead")
     if str(cfg.resume).lower() not in RESUME_MODES:
         problems.append(f"resume must be one of {', '.join(RESUME_MODES)} (got {cfg.resume})")
     try:

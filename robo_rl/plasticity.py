@@ -259,6 +259,18 @@ def network_dormant_ratio(learner, batch, network: str, tau: float,
     return dormant_ratio((o for source in sources.values() for o in outputs[source]), tau)
 
 
+def network_fau(learner, batch, network: str) -> float:
+    """The FAU of one network (Adaptive RR's plasticity signal: the critic's) on ``batch``,
+    pooled over its ReLU-family activations (``_counts_for_fau``)."""
+    names = {name for name, module in learner.probes().items()
+             if name.split(".", 1)[0] == network and not _is_dormant_layer(module)
+             and _counts_for_fau(module)}
+    if not names:
+        raise KeyError(f"the learner probes no activation of network {network!r}")
+    outputs = record_outputs(learner, batch, names)
+    return fraction_active(o for name in names for o in outputs[name])
+
+
 # ---------------------------------------------------------------------------------------------
 # Resets
 

@@ -22,6 +22,8 @@ EXPLORATION = 3      # uniform actions during the seed steps
 TORCH = 4            # torch's global generator (network initialisation, the agent's own RNG)
 REPLAY = 5           # the online replay's sampler
 DEMOS = 6            # the demo / offline source's sampler
+TEACHER_EPISODES = 7  # S3RL: the teacher's rollout episodes (robo_rl.snapshot)
+SNAPSHOT_STARTS = 8  # S3RL: the snapshot sampler (index 1: its k-means)
 
 
 def stream_seed(run_seed: int, stream: int, index: int = 0) -> int:

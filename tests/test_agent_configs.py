@@ -149,3 +149,29 @@ def test_wrong_value_types_in_agent_and_constraint_configs_are_named():
     # a partial nested mapping is set on top of the preset's value, lists become tuples
     cfg = agent_config({"name": "rlpd", "hidden_dims": [32, 32], "encoder": {"feature_dim": 20}})
     assert cfg.hidden_dims == (32, 32) and cfg.encoder.feature_dim == 20 and cfg.num_critics == 10
+
+
+def _field_defaults(cls):
+    """An instance holding the dataclass's field defaults, without its __post_init__ checks
+    (S3RLConfig refuses to exist without a teacher)."""
+    instance = object.__new__(cls)
+    for f in dataclasses.fields(cls):
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        setattr(instance, f.name, value)
+    return instance
+
+
+def _group_schemas():
+    from robo_rl.loops.schedule import AdaptiveScheduleConfig, FixedScheduleConfig
+    from robo_rl.snapshot import NoSnapshotConfig, S3RLConfig
+
+    return [("schedule", "fixed", FixedScheduleConfig), ("schedule", "adaptive", AdaptiveScheduleConfig),
+            ("snapshot", "none", NoSnapshotConfig), ("snapshot", "s3rl", S3RLConfig)]
+
+
+@pytest.mark.parametrize("group, name, schema", _group_schemas())
+def test_schedule_and_snapshot_yamls_equal_their_dataclass_defaults(group, name, schema):
+    path = config_root() / group / f"{name}.yaml"
+    assert mismatches(yaml_values(path, group), _field_defaults(schema), f"{group}/{name}.yaml") == []
+    assert {p.stem for p in (config_root() / group).glob("*.yaml")} == {
+        n for g, n, _ in _group_schemas() if g == group}

@@ -243,9 +243,12 @@ def test_frame_stack_repeats_first_frame_then_shifts(obs_type):
 
 # Ant reads body positions before stepping (x velocity): the restore must keep them as mj_step
 # left them, not recompute them.
-@pytest.mark.parametrize("name, obs_type", [("dmc/cheetah_run", "state"),
+# These are S3RL's snapshot resets too (robo_rl.snapshot): HalfCheetah, Hopper, a dm_control task
+# and an arm task (its controller and task RNG are part of the state).
+@pytest.mark.parametrize("name, obs_type", [("dmc/cheetah_run", "state"), ("gym/HalfCheetah-v5", "state"),
                                             ("gym/Hopper-v5", "state"), ("gym/Ant-v5", "state"),
-                                            (DMC, "pixels_state"), (GYM, "pixels")])
+                                            ("arm/peg_insert", "state"), (DMC, "pixels_state"),
+                                            (GYM, "pixels")])
 def test_set_state_then_step_equals_original_steps(name, obs_type):
     env = make(name, obs_type=obs_type, image_size=SMALL_IMAGE)
     env.reset()

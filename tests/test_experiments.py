@@ -177,8 +177,8 @@ def test_schedule_is_told_each_updates_metrics_and_each_episode_end(tmp_path, mo
 class _ShortStarts(ResetStarts):
     """An episode-start source that truncates every episode after 30 agent steps (S3RL-style)."""
 
-    def start(self, env, episode):
-        begin = super().start(env, episode)
+    def start(self, env, episode, step):
+        begin = super().start(env, episode, step)
         return EpisodeStart(begin.obs, begin.info, step_limit=30)
 
 

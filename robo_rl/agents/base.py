@@ -161,6 +161,16 @@ class LearnerBase:
         tensor = torch.as_tensor(array, device=self.device)
         return (tensor if batched else tensor.unsqueeze(0)), batched
 
+    @torch.inference_mode()
+    def critic_value(self, obs, action) -> np.ndarray:
+        """Q(s, a) averaged over the critic's heads (float64, one per observation): S3RL's
+        snapshot status. Deterministic: no augmentation, no sampling."""
+        obs_tensor, batched = self.obs_to_tensor(obs)
+        action = torch.as_tensor(np.asarray(action, np.float32), device=self.device)
+        action = action if batched else action.unsqueeze(0)
+        q = self.critic(self.encoder(obs_tensor), action).float().mean(dim=0)
+        return q.reshape(-1).double().cpu().numpy()
+
     def restore_generator(self, saved_state: torch.Tensor, saved_device_type: str) -> None:
         """Set the agent RNG to a saved state. A state from another device type (CUDA and CPU
         generators have different states) cannot be set: reseed from a hash of the saved bytes

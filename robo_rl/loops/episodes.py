@@ -1,16 +1,17 @@
 """Episode-start sources: where the loop's next training episode begins.
 
-The loop asks its source once per episode, ``source.start(env, episode)``, and runs the episode
+The loop asks its source once per episode, ``source.start(env, episode, step)`` (``step``: the
+agent steps run so far), and runs the episode
 until the env ends it or the start's ``step_limit`` (agent steps) is reached, which counts as a
 truncation. The default source resets the env with an episode seed derived from the run seed
-(robo_rl.seeding); SnapshotRL/S3RL plugs in a source that restores a teacher snapshot through
+(robo_rl.seeding); SnapshotRL/S3RL (robo_rl.snapshot) plugs in a source that restores a teacher snapshot through
 ``env.set_state(snapshot, new_episode=True)`` and truncates after ``truncate_steps``. A source's
 state (sampler RNG, schedule position) goes into the checkpoint, so a resumed run starts the
 same episodes an unbroken one would.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from robo_rl.seeding import TRAIN_EPISODES, episode_seed
@@ -21,11 +22,12 @@ class EpisodeStart:
     obs: Any
     info: dict
     step_limit: int | None = None   # truncate after this many agent steps (None: the env decides)
+    metrics: dict[str, float] = field(default_factory=dict)  # logged with the episode's train row
 
 
 @runtime_checkable
 class EpisodeStartSource(Protocol):
-    def start(self, env: Any, episode: int) -> EpisodeStart: ...
+    def start(self, env: Any, episode: int, step: int) -> EpisodeStart: ...
 
     def state_dict(self) -> dict: ...
 
@@ -42,7 +44,7 @@ class ResetStarts:
     def seed_of(self, episode: int) -> int:
         return episode_seed(self.run_seed, TRAIN_EPISODES, episode)
 
-    def start(self, env: Any, episode: int) -> EpisodeStart:
+    def start(self, env: Any, episode: int, step: int = 0) -> EpisodeStart:
         obs, info = env.reset(seed=self.seed_of(episode))
         return EpisodeStart(obs, info)
 

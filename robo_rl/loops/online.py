@@ -45,6 +45,7 @@ from robo_rl.loops.episodes import EpisodeStartSource, ResetStarts
 from robo_rl.loops.schedule import UpdateFeedback, UpdateSchedule, make_schedule
 from robo_rl.replay import MixedSource, ReplayBuffer
 from robo_rl.seeding import DEMOS, EXPLORATION, REPLAY, TORCH, eval_seeds, stream_seed
+from robo_rl.snapshot import make_snapshot_starts, snapshot_config
 
 log = logging.getLogger("robo_rl")
 
@@ -151,8 +152,12 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                              f"{'needs' if replay.track_cost else 'does not use'} them; record the demos "
                              f"with the same constraint setting")
         batch_source = MixedSource(replay, demos, secondary_fraction=cfg.replay.demo_fraction)
-    schedule = schedule if schedule is not None else make_schedule(t)
-    episode_starts = episode_starts if episode_starts is not None else ResetStarts(cfg.seed)
+    schedule = schedule if schedule is not None else make_schedule(t, cfg.get("schedule"))
+    if episode_starts is None:
+        snapshot_cfg = snapshot_config(cfg.get("snapshot"))
+        episode_starts = ResetStarts(cfg.seed) if snapshot_cfg is None else make_snapshot_starts(
+            snapshot_cfg, lambda: make_env(env_config(cfg.task, cfg.seed), seed=cfg.seed), run_dir, cfg.seed,
+            str(cfg.task.name), spaces, float(cfg.agent.gamma), device, progress=bool(t.progress))
     action_rng = np.random.default_rng(stream_seed(cfg.seed, EXPLORATION))
     step, episode, episode_cost = 0, 0, 0.0
     evals: list[tuple[int, float]] = []
@@ -244,6 +249,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
     # Episodes start lazily at the top of the loop, so a checkpoint taken right after an episode
     # ends holds no half-begun episode and a resumed run starts exactly where an unbroken one would.
     obs, step_limit, episode_steps, episode_return = None, None, 0, 0.0
+    start_metrics: dict[str, float] = {}
     window_start, window_steps, window_updates = time.perf_counter(), 0, 0
     metrics: dict[str, float] = {}
     probe_every = int(cfg.plasticity.every) if cfg.get("plasticity") is not None else 0
@@ -258,8 +264,9 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
             stop.check()
             tick = time.perf_counter()
             if obs is None:
-                begin = episode_starts.start(env, episode)
+                begin = episode_starts.start(env, episode, step)
                 obs, step_limit, episode_steps, episode_return = begin.obs, begin.step_limit, 0, 0.0
+                start_metrics = begin.metrics
                 replay.reset(obs)
             if step < t.seed_steps:
                 action = action_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
@@ -306,10 +313,15 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
 
             if terminated or truncated:
                 episode += 1
+                note = schedule.end_episode(episode)
                 logger.log("train", step, {"episode": episode, "episode_return": episode_return,
                                            "episode_length": episode_steps,
-                                           "episode_cost": episode_cost, **metrics})
-                schedule.end_episode(episode)
+                                           "episode_cost": episode_cost, **metrics, **schedule.metrics(),
+                                           **start_metrics})
+                if note:
+                    log.info(note)
+                    if bar is not None:
+                        bar.write(note)
                 obs, episode_cost = None, 0.0
 
             if step % t.eval_every == 0:
