@@ -18,14 +18,13 @@ state observations and a 2-core CPU budget (--steps), stated with the results.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_runs import curves, read_csv, run_all, train_once  # noqa: E402
+from learning_runs import curves, finish_report, read_csv, run_comparison, run_parser, train_once  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "adaptive_rr"
 VARIANTS = {"static_0.5": ["train.replay_ratio=0.5"], "static_2": ["train.replay_ratio=2"],
@@ -89,40 +88,18 @@ def report(args) -> None:
                 ax.axvline(step, color="gray", lw=0.8, ls=":")
     ret_ax.set(xlabel="agent steps", ylabel="eval return", title=f"{args.task} ({args.agent}): return")
     fau_ax.set(xlabel="agent steps", ylabel="critic FAU", title="critic fraction of active units (dotted: switches)")
-    for ax in (ret_ax, fau_ax):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
     png = args.out / "adaptive_rr.png"
-    fig.savefig(png)
     lines.append("")
     lines.append(f"adaptive switch steps (0.5 -> 2): {', '.join('never' if not np.isfinite(s) else str(int(s)) for s in switches)}")
-    table = "\n".join(lines)
-    (args.out / "table.md").write_text(table + "\n")
-    print(table)
-    print(f"curves: {png}")
+    finish_report(fig, (ret_ax, fau_ax), png, lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", default="gym/Hopper-v5")
+    parser = run_parser(__doc__, task="gym/Hopper-v5", steps=30_000, seed_steps=1000, eval_every=3000)
     parser.add_argument("--agent", default="sac")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=30_000)
-    parser.add_argument("--seed-steps", type=int, default=1000)
-    parser.add_argument("--eval-every", type=int, default=3000)
-    parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--probe-every", type=int, default=1000)
     parser.add_argument("--check-every", type=int, default=50, help="episodes between FAU checks (paper: 50)")
-    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one core each)")
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--table-only", action="store_true")
-    args = parser.parse_args()
-    args.out = args.out or RESULTS / args.task.replace("/", "_")
-    if not args.table_only:
-        jobs = [(args, variant, seed) for seed in args.seeds for variant in VARIANTS]
-        run_all(jobs, run_one, args.workers)
-    report(args)
+    run_comparison(parser.parse_args(), RESULTS, VARIANTS, run_one, report)
 
 
 if __name__ == "__main__":

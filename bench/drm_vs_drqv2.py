@@ -17,12 +17,11 @@ and hidden layers are 256 wide (1024 costs ~8x per update on a CPU core).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_runs import curves as run_curves, run_all, train_once  # noqa: E402
+from learning_runs import curves as run_curves, finish_report, run_comparison, run_parser, train_once  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "drm_vs_drqv2"
 AGENTS = ("drqv2", "drm")
@@ -77,39 +76,18 @@ def report(args) -> None:
                      f"{dormant[:, -1].mean():.3f} +/- {dormant[:, -1].std():.3f} |")
     ret_ax.set(xlabel="agent steps", ylabel="eval return", title=f"{args.task}: return")
     dorm_ax.set(xlabel="agent steps", ylabel="actor dormant ratio (tau 0.025)", title="dormant ratio")
-    for ax in (ret_ax, dorm_ax):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
     png = args.out / "drm_vs_drqv2.png"
-    fig.savefig(png)
-    table = "\n".join(lines)
-    (args.out / "table.md").write_text(table + "\n")
-    print(table)
-    print(f"curves: {png}")
+    finish_report(fig, (ret_ax, dorm_ax), png, lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", default="dmc/hopper_hop")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=40_000)
-    parser.add_argument("--seed-steps", type=int, default=2000)
-    parser.add_argument("--eval-every", type=int, default=4000)
-    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser = run_parser(__doc__, task="dmc/hopper_hop", steps=40_000, seed_steps=2000, eval_every=4000)
     parser.add_argument("--probe-every", type=int, default=1000)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--std-steps", type=int, default=20_000)
     parser.add_argument("--perturb-every", type=int, default=10_000)
     parser.add_argument("--pixels", action="store_true", help="pixels through preset=pixels_cpu")
-    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one core each)")
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--table-only", action="store_true")
-    args = parser.parse_args()
-    args.out = args.out or RESULTS / args.task.replace("/", "_")
-    if not args.table_only:
-        run_all([(args, agent, seed) for seed in args.seeds for agent in AGENTS], run_one, args.workers)
-    report(args)
+    run_comparison(parser.parse_args(), RESULTS, AGENTS, run_one, report)
 
 
 if __name__ == "__main__":

@@ -49,3 +49,41 @@ def curves(run_dirs: list[Path], filename: str, key: str):
     common = sorted(set.intersection(*(set(s.tolist()) for s, _ in series)))
     values = np.array([[v[list(s).index(step)] for step in common] for s, v in series])
     return np.array(common), values
+
+
+def run_parser(doc: str, task: str, steps: int, seed_steps: int, eval_every: int):
+    """The arguments every learning comparison takes (add its own after)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--task", default=task)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--seed-steps", type=int, default=seed_steps)
+    parser.add_argument("--eval-every", type=int, default=eval_every)
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one core each)")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--table-only", action="store_true")
+    return parser
+
+
+def run_comparison(args, results: Path, variants: Iterable[str], run_one: Callable, report: Callable) -> None:
+    """Every (variant, seed) run under args.out (default results/<task>), then the report."""
+    args.out = args.out or results / args.task.replace("/", "_")
+    if not args.table_only:
+        run_all([(args, variant, seed) for seed in args.seeds for variant in variants], run_one, args.workers)
+    report(args)
+
+
+def finish_report(fig, axes, png: Path, lines: list[str]) -> None:
+    """Grid and legend on every axis, the figure to png, the table next to it as table.md, both printed."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png)
+    table = "\n".join(lines)
+    (png.parent / "table.md").write_text(table + "\n")
+    print(table)
+    print(f"curves: {png}")
