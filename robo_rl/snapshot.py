@@ -278,7 +278,7 @@ class SnapshotStarts:
         if state["store_digest"] != self.store_digest:
             raise SnapshotError("the run's snapshot store differs from the one its checkpoint was trained "
                                 "with; restore <run dir>/snapshots/store.pt or start a new run")
-        self.fallback.load_state_dict(state)
+        self.fallback.load_state_dict({"run_seed": state["run_seed"]})
         self.rng.bit_generator.state = state["rng"]
         self.snapshot_resets = int(state["snapshot_resets"])
 

@@ -126,6 +126,11 @@ def test_teacher_statuses_are_its_critic_values_and_a_foreign_teacher_is_refused
     with pytest.raises(SnapshotError, match="trained on dmc/cartpole_swingup, this run trains arm/reach"):
         online.train(foreign, tmp_path / "foreign")
     assert not (tmp_path / "foreign/snapshots").exists()
+    pixels = compose_train_cfg(SMALL_TRAIN + ["snapshot=s3rl", f"snapshot.teacher={ckpt}", "task.obs_type=pixels",
+                                              "task.image_size=16", "train.steps=20", "train.seed_steps=20",
+                                              "train.eval_every=20", "train.checkpoint_every=20"])
+    with pytest.raises(SnapshotError, match="other spaces .*observation"):
+        online.train(pixels, tmp_path / "pixels")
 
 
 def test_snapshot_sampler_and_store_survive_a_resume(tmp_path, capfd):
@@ -152,6 +157,10 @@ def test_snapshot_sampler_and_store_survive_a_resume(tmp_path, capfd):
     expected = unbroken[:finished] + unbroken[finished + int(cut):]
     common = min(len(broken), len(expected))  # the runs' last episodes end at different steps
     assert len(unbroken) >= 12 and common > finished + 2 and broken[:common] == expected[:common]
+    # resuming without the snapshot settings is refused by name
+    plain = [o for o in base if not o.startswith("snapshot")]
+    with pytest.raises(ValueError, match="snapshot=s3rl"):
+        online.train(compose_train_cfg(plain + ["train.steps=90"]), tmp_path / "broken")
     # a changed store under a run is refused, not silently used
     other = SnapshotStore.load(store_file)
     other.statuses = other.statuses + 1.0

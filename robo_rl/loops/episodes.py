@@ -52,6 +52,9 @@ class ResetStarts:
         return {"run_seed": self.run_seed}  # stateless beyond the seed: episodes index the stream
 
     def load_state_dict(self, state: dict) -> None:
+        if "store_digest" in state:
+            raise ValueError("the checkpoint's episodes started from teacher snapshots (snapshot=s3rl); resume "
+                             "with the run's own snapshot settings (its config.yaml)")
         if int(state["run_seed"]) != self.run_seed:
             raise ValueError(f"the checkpoint's episodes were seeded from run seed {state['run_seed']}, "
                              f"this config has seed={self.run_seed}; resume with the run's own seed")
