@@ -6,7 +6,8 @@ seeds: eval return curves and, on arm tasks, the first evaluation with a success
         hydra.run.dir=bench/results/s3rl/teachers/gym_Hopper-v5
     .venv/bin/python bench/s3rl_vs_sac.py --task gym/Hopper-v5 \
         --teacher bench/results/s3rl/teachers/gym_Hopper-v5/checkpoints/latest.pt --steps 20000
-    .venv/bin/python bench/s3rl_vs_sac.py --task arm/peg_insert --teacher scripted --steps 15000
+    .venv/bin/python bench/s3rl_vs_sac.py --task arm/peg_insert --teacher scripted --steps 10000 \
+        --overrides agent.init_temperature=0.05
 
 Every run is `robo-rl train agent=sac task=<task> [snapshot=s3rl snapshot.teacher=...]` through
 compose_train_config + robo_rl.loops.online.train, in its own directory under --out (default
@@ -34,7 +35,8 @@ def overrides(args, variant: str, seed: int) -> list[str]:
     values = ["agent=sac", f"task={args.task}", f"seed={seed}", f"train.steps={args.steps}",
               f"train.seed_steps={args.seed_steps}", f"train.eval_every={args.eval_every}",
               f"train.eval_episodes={args.eval_episodes}", f"train.checkpoint_every={args.eval_every}",
-              "train.video=false", "train.progress=false", "threads=1", "device=cpu", "plasticity.every=0"]
+              "train.video=false", "train.progress=false", "threads=1", "device=cpu", "plasticity.every=0",
+              *args.overrides]
     if variant == "s3rl":
         values += ["snapshot=s3rl", f"snapshot.teacher={args.teacher}", f"snapshot.snapshot_steps={args.snapshot_steps}"]
     return values
@@ -86,6 +88,7 @@ def main() -> None:
     parser = run_parser(__doc__, task="gym/Hopper-v5", steps=20_000, seed_steps=1000, eval_every=2000)
     parser.add_argument("--teacher", required=True, help="a teacher checkpoint of --task, or 'scripted' (arm tasks)")
     parser.add_argument("--snapshot-steps", type=int, default=10_000)
+    parser.add_argument("--overrides", nargs="*", default=[], help="more `robo-rl train` overrides, for both variants")
     run_comparison(parser.parse_args(), RESULTS, VARIANTS, run_one, report)
 
 
