@@ -42,8 +42,9 @@ def read_csv(path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def curves(run_dirs: list[Path], filename: str, key: str):
-    """(steps, runs x steps) on the steps every run logged; (None, None) when none has the file."""
+    """(steps, runs x steps) on the steps every run logged; (None, None) when no run logged `key`."""
     series = [read_csv(d / filename, key) for d in run_dirs if (d / filename).exists()]
+    series = [(steps, values) for steps, values in series if len(steps)]  # runs that logged the key
     if not series:
         return None, None
     common = sorted(set.intersection(*(set(s.tolist()) for s, _ in series)))
