@@ -1,8 +1,8 @@
 """Adaptive replay ratio vs static 0.5 and static 2 at equal agent steps, 3+ independent seeds:
 eval return and critic FAU curves, and when the adaptive runs switched.
 
-    .venv/bin/python bench/adaptive_replay_ratio.py --task gym/Hopper-v5 --seeds 0 1 2 \
-        --steps 30000 --workers 2 [--agent sac] [--check-every 50] [--table-only]
+    .venv/bin/python bench/adaptive_replay_ratio.py --task gym/Hopper-v5 --seeds 0 1 2 --eval-every 2000 \
+        --steps 20000 --workers 1 [--agent sac] [--check-every 50] [--table-only]
 
 Every run is `robo-rl train agent=<agent> task=<task> ...` through compose_train_config +
 robo_rl.loops.online.train, in its own directory under --out (default
