@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from robo_rl.atomic import write_atomically
-from robo_rl.loops.episodes import EpisodeStart, ResetStarts
+from robo_rl.loops.episodes import EpisodeStart, ResetStarts, check_start_kind
 from robo_rl.seeding import SNAPSHOT_STARTS, TEACHER_EPISODES, episode_seed, stream_seed
 
 log = logging.getLogger("robo_rl")
@@ -267,14 +267,14 @@ class SnapshotStarts:
                             metrics={"snapshot_start": 1.0,
                                      "snapshot_status": float(self.store.statuses[index])})
 
+    kind = "s3rl"
+
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "snapshot_resets": self.snapshot_resets,
-                "store_digest": self.store_digest, **self.fallback.state_dict()}
+        return {"kind": self.kind, "run_seed": self.fallback.run_seed, "rng": self.rng.bit_generator.state,
+                "snapshot_resets": self.snapshot_resets, "store_digest": self.store_digest}
 
     def load_state_dict(self, state: dict) -> None:
-        if "store_digest" not in state:
-            raise ValueError("the checkpoint's episodes started with env.reset (snapshot=none); resume "
-                             "with the run's own snapshot setting")
+        check_start_kind(state, self.kind)
         if state["store_digest"] != self.store_digest:
             raise SnapshotError("the run's snapshot store differs from the one its checkpoint was trained "
                                 "with; restore <run dir>/snapshots/store.pt or start a new run")

@@ -48,13 +48,22 @@ class ResetStarts:
         obs, info = env.reset(seed=self.seed_of(episode))
         return EpisodeStart(obs, info)
 
+    kind = "reset"  # a source's state names its kind: a checkpoint resumes only into the same kind
+
     def state_dict(self) -> dict:
-        return {"run_seed": self.run_seed}  # stateless beyond the seed: episodes index the stream
+        return {"kind": self.kind, "run_seed": self.run_seed}  # episodes index the seed stream
 
     def load_state_dict(self, state: dict) -> None:
-        if "store_digest" in state:
-            raise ValueError("the checkpoint's episodes started from teacher snapshots (snapshot=s3rl); resume "
-                             "with the run's own snapshot settings (its config.yaml)")
+        check_start_kind(state, self.kind)
         if int(state["run_seed"]) != self.run_seed:
             raise ValueError(f"the checkpoint's episodes were seeded from run seed {state['run_seed']}, "
                              f"this config has seed={self.run_seed}; resume with the run's own seed")
+
+
+def check_start_kind(state: dict, kind: str) -> None:
+    """Refuse a checkpointed episode-start state of another kind (checkpoints before the tag: reset)."""
+    saved = state.get("kind", "reset")
+    if saved != kind:
+        raise ValueError(f"the checkpoint's episodes started with {saved!r} starts, this config uses {kind!r} "
+                         f"(snapshot={'s3rl' if saved == 's3rl' else 'none'} in the run's config.yaml); resume "
+                         f"with the run's own snapshot settings")
