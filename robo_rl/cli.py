@@ -4,6 +4,9 @@
     robo-rl train hydra.run.dir=runs/x resume=true
     robo-rl train -m seed=0,1,2 hydra/launcher=joblib
     robo-rl eval checkpoint=runs/x/checkpoints/latest.pt episodes=10 video=true
+    robo-rl collect task=gym/Hopper-v5 policy=runs/x/checkpoints/latest.pt kind=expert reference.expert=... out=data/h
+    robo-rl train mode=offline agent=a2pr task=gym/Hopper-v5 dataset=data/h train.steps=100000
+    robo-rl dataset info data/h | concat A B --out C --kind medium-expert | export-minari | import-minari
     robo-rl train task=arm/reach hardware=twin       # through ROS 2 nodes (pip install 'robo_rl[ros]')
     robo-rl ros up twin [task=reach] [domain_id=42] [record=session.mcap]
 """
@@ -138,7 +141,12 @@ def _train(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         check_train_config(cfg)
-        result = train(cfg, run_dir)
+        if cfg.mode == "offline":
+            from robo_rl.loops.offline import train_offline
+
+            result = train_offline(cfg, run_dir)
+        else:
+            result = train(cfg, run_dir)
     except KeyboardInterrupt:
         print(f"robo-rl: interrupted; checkpoint and replay saved in {run_dir}. Continue with: "
               f"robo-rl train hydra.run.dir={run_dir} resume=true", file=sys.stderr)
@@ -158,7 +166,22 @@ def _eval(cfg: DictConfig) -> None:
     print(report)
 
 
-COMMANDS = {"train": ("config", _train), "eval": ("eval", _eval)}
+def _collect(cfg: DictConfig) -> None:
+    from robo_rl.offline.collect import run_collect
+
+    try:
+        report = run_collect(cfg)
+    except KeyboardInterrupt:
+        print(f"robo-rl: interrupted; the episodes collected so far are kept in {cfg.out}. Continue with the "
+              f"same command.", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
+    print(report)
+
+
+COMMANDS = {"train": ("config", _train), "eval": ("eval", _eval), "collect": ("collect", _collect)}
+PLAIN_COMMANDS = ("ros", "dataset")  # plain arguments, no Hydra
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,9 +190,16 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
-        print("commands:", ", ".join([*COMMANDS, "ros"]))
+        print("commands:", ", ".join([*COMMANDS, *PLAIN_COMMANDS]))
         return
     command, rest = argv[0], argv[1:]
+    if command == "dataset":  # inspect, concatenate, import/export datasets (robo_rl.offline.cli)
+        from robo_rl.offline.cli import main as dataset_main
+
+        try:
+            sys.exit(dataset_main(rest))
+        except Exception as exc:
+            _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
     if command == "ros":  # ROS 2 bring-up: no Hydra, plain arguments (robo_rl.hardware.launcher)
         try:
             from robo_rl.hardware.launcher import main as ros_main

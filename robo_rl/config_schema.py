@@ -17,6 +17,7 @@ before anything runs. Value ranges (``train.steps > 0``) are checked by each dat
     snapshot (configs/snapshot/*)    -> robo_rl.snapshot.{NoSnapshot,S3RL}Config
     preset (configs/preset/*)        -> no schema of its own: sets keys of the groups above
     robo-rl eval (configs/eval.yaml) -> EvalRunConfig
+    robo-rl collect (configs/collect.yaml) -> robo_rl.offline.collect.CollectRunConfig
 
 Each agent and constraint YAML starts with ``defaults: [/schema/<group>/<name>@_here_, _self_]``;
 tests/test_agent_configs.py checks that every YAML value equals its dataclass default.
@@ -52,6 +53,7 @@ class TrainConfig:
     eval_every: int = 1500      # agent steps
     eval_episodes: int = 5
     checkpoint_every: int = 5000
+    keep_every: int = 0         # also keep checkpoints/step_<n>.pt every this many steps (0 = only latest.pt)
     log_every: int = 500        # agent steps between train-metric rows
     video: bool = True          # mp4 of the first eval episode at each evaluation
     video_size: int = 256
@@ -61,6 +63,9 @@ class TrainConfig:
         problems = [f"train.{name} must be > 0 (got {getattr(self, name)})"
                     for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every",
                                  "log_every", "video_size") if not getattr(self, name) > 0]
+        if self.keep_every < 0 or (self.keep_every and self.keep_every % self.checkpoint_every):
+            problems.append(f"train.keep_every must be 0 or a multiple of train.checkpoint_every "
+                            f"({self.checkpoint_every}), got {self.keep_every}")
         if self.seed_steps < 0:
             problems.append(f"train.seed_steps must be >= 0 (got {self.seed_steps})")
         if not (math.isfinite(self.replay_ratio) and self.replay_ratio > 0):
@@ -118,6 +123,9 @@ class TrainRunConfig:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     hardware: RobotEnvConfig | None = None  # hardware=twin|real: the task over ROS 2
     plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)  # dormant ratio / FAU probes
+    mode: str = "online"        # online | offline (learn from `dataset` only; train.* steps are gradient steps)
+    dataset: str | None = None  # a robo_rl dataset (robo-rl collect): offline data, or mixed into online batches
+    init_from: str | None = None  # a checkpoint whose learner starts this online run (offline-to-online)
     schedule: Any = MISSING     # FixedScheduleConfig or AdaptiveScheduleConfig (updates per agent step)
     snapshot: Any = MISSING     # NoSnapshotConfig or S3RLConfig (where training episodes start)
 
@@ -144,6 +152,41 @@ class EvalRunConfig:
         _raise(problems)
 
 
+MODES = ("online", "offline")
+
+
+def _data_problems(cfg: DictConfig) -> list[str]:
+    """mode / dataset / init_from: what can be combined."""
+    from pathlib import Path
+
+    mode, dataset, init_from = cfg.get("mode", "online"), cfg.get("dataset"), cfg.get("init_from")
+    problems = []
+    if mode not in MODES:
+        return [f"mode must be one of {', '.join(MODES)} (got {mode})"]
+    if dataset and not Path(dataset).is_dir():
+        problems.append(f"dataset={dataset} is not a directory; make one with `robo-rl collect` (or "
+                        f"`robo-rl dataset import-minari`)")
+    if init_from and not Path(init_from).is_file():
+        problems.append(f"init_from={init_from} is not a file; pass a checkpoint (<run dir>/checkpoints/latest.pt)")
+    if dataset and cfg.replay.get("demo_dir"):
+        problems.append("dataset= and replay.demo_dir= are both set: mix in one second source (the dataset)")
+    if mode == "offline":
+        if not dataset:
+            problems.append("mode=offline learns from a dataset only: pass dataset=PATH (robo-rl collect makes one)")
+        if init_from:
+            problems.append("init_from= starts an online run from a checkpoint; an offline run resumes from its own "
+                            "run dir (resume=auto)")
+        if cfg.get("hardware") is not None:
+            problems.append("mode=offline takes no env steps: drop hardware=")
+        for group, default in (("schedule", "fixed"), ("snapshot", "none")):
+            node = cfg.get(group)
+            if node is not None and node.get("name") != default:
+                problems.append(f"{group}={node.get('name')} shapes online data collection; mode=offline uses none")
+        if cfg.constraint.get("name") != "none":
+            problems.append("mode=offline has no per-step costs in its datasets: use constraint=none")
+    return problems
+
+
 def _raise(problems: list[str]) -> None:
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
@@ -167,6 +210,9 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainRunConfig)
     store.store(name="eval_schema", node=EvalRunConfig)
+    from robo_rl.offline.collect import CollectRunConfig
+
+    store.store(name="collect_schema", node=CollectRunConfig)
     for name in AGENTS:  # a preset (rlpd) is the same dataclass with other defaults
         store.store(group="schema/agent", name=name, node=agent_config({"name": name}))
     store.store(group="schema/constraint", name="none", node=NoConstraintConfig)
@@ -187,6 +233,17 @@ def compose_train_config(overrides: list[str] | tuple[str, ...] = ()) -> DictCon
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
+
+
+def compose_collect_config(overrides: list[str] | tuple[str, ...] = ()):
+    """The validated CollectRunConfig `robo-rl collect <overrides>` would run."""
+    from hydra import compose, initialize_config_dir
+
+    from robo_rl.cli import config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return OmegaConf.to_object(compose(config_name="collect", overrides=list(overrides)))
 
 
 def check_train_config(cfg: DictConfig) -> None:
@@ -213,6 +270,7 @@ def check_train_config(cfg: DictConfig) -> None:
         if snapshot.get("teacher") == "scripted" and not str(cfg.task.name).startswith("arm/"):
             problems.append(f"snapshot.teacher=scripted is the arm tasks' scripted policy (task={cfg.task.name}); "
                             "pass a teacher checkpoint instead")
+    problems += _data_problems(cfg)
     if str(cfg.resume).lower() not in RESUME_MODES:
         problems.append(f"resume must be one of {', '.join(RESUME_MODES)} (got {cfg.resume})")
     try:

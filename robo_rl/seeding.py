@@ -24,6 +24,8 @@ REPLAY = 5           # the online replay's sampler
 DEMOS = 6            # the demo / offline source's sampler
 TEACHER_EPISODES = 7  # S3RL: the teacher's rollout episodes (robo_rl.snapshot)
 SNAPSHOT_STARTS = 8  # S3RL: the snapshot sampler (index 1: its k-means)
+COLLECT_EPISODES = 9  # `robo-rl collect`: the dataset's episode starts
+COLLECT_ACTIONS = 10  # `robo-rl collect`: uniform actions (index 0: reference episodes, 1 + e: episode e)
 
 
 def stream_seed(run_seed: int, stream: int, index: int = 0) -> int:

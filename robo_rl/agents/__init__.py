@@ -15,10 +15,13 @@ from typing import Any, Callable, Mapping
 from robo_rl.agents.base import (ActorCriticConfig, Component, ComponentSpec, Learner,
                                  LearnerBase, LearnerComponent, LearnerConfig)
 from robo_rl.agents.constraint import LagrangianConfig, LagrangianConstraint, constraint_config
-from robo_rl.agents import drm, drqv2
+from robo_rl.agents import a2pr, drm, drqv2, td3
+from robo_rl.agents.a2pr import A2PRAgent, A2PRConfig
 from robo_rl.agents.drm import DrMAgent, DrMConfig
 from robo_rl.agents.drqv2 import DrQv2Agent, DrQv2Config
 from robo_rl.agents.sac import SACAgent, SACConfig, check_config, rlpd_config
+from robo_rl.agents.td3 import TD3Config, TD3Learner
+from robo_rl.agents.td3_bc import TD3BCAgent, TD3BCConfig
 
 AGENTS: dict[str, tuple[Callable[..., Any], type, Callable[[Any], None]]] = {
     "sac": (lambda **values: SACConfig.from_dict(values), SACAgent, check_config),
@@ -27,6 +30,11 @@ AGENTS: dict[str, tuple[Callable[..., Any], type, Callable[[Any], None]]] = {
     "drm": (lambda **values: DrMConfig.from_dict(values), DrMAgent, drm.check_config),
     "drm_manipulator": (drm.drm_manipulator_config, DrMAgent, drm.check_config),
     "drm_hard": (drm.drm_hard_config, DrMAgent, drm.check_config),
+    "td3": (lambda **values: TD3Config.from_dict(values), TD3Learner, td3.check_config),
+    "td3_bc": (lambda **values: TD3BCConfig.from_dict(values), TD3BCAgent, td3.check_config),
+    "a2pr": (lambda **values: A2PRConfig.from_dict(values), A2PRAgent, td3.check_config),
+    "a2pr_hopper": (a2pr.hopper_medium_config, A2PRAgent, td3.check_config),
+    "a2pr_halfcheetah": (a2pr.halfcheetah_config, A2PRAgent, td3.check_config),
 }
 
 
@@ -84,7 +92,7 @@ def make_agent(agent_cfg, observation_space, action_space, device="cpu", constra
     return AGENTS[name][1](config, observation_space, action_space, device, constraint=constraint)
 
 
-__all__ = ["AGENTS", "DrMAgent", "DrMConfig", "DrQv2Agent", "DrQv2Config", "agent_config", "constraint_config", "make_agent", "upgrade_agent_config", "ActorCriticConfig",
+__all__ = ["AGENTS", "A2PRAgent", "A2PRConfig", "TD3BCAgent", "TD3BCConfig", "TD3Config", "TD3Learner", "DrMAgent", "DrMConfig", "DrQv2Agent", "DrQv2Config", "agent_config", "constraint_config", "make_agent", "upgrade_agent_config", "ActorCriticConfig",
            "Component", "ComponentSpec", "LagrangianConfig", "LagrangianConstraint", "Learner",
            "LearnerBase", "LearnerComponent", "LearnerConfig", "SACAgent", "SACConfig",
            "rlpd_config"]

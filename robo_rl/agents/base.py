@@ -225,6 +225,39 @@ class LearnerBase:
         """online network name -> the name of its Polyak-averaged target."""
         return {}
 
+    # A learner whose whole state is its named networks and optimisers, its RNG and update count
+    # (DrQ-v2, DrM, the TD3 family) uses these; SAC keeps its own (temperature, components).
+
+    def extra_state(self) -> dict[str, Any]:
+        """Schedule state beyond networks and optimisers (DrM adds its own)."""
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"networks": {name: module.state_dict() for name, module in self.networks().items()},
+                "optimizers": {name: opt.state_dict() for name, opt in self.named_optimizers().items()},
+                "generator": self.generator.get_state(), "generator_device": self.device.type,
+                "num_updates": self.num_updates, "extra": self.extra_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        missing = sorted({"networks", "optimizers", "generator", "num_updates", "extra"} - set(state))
+        if missing:
+            raise KeyError(f"{type(self).__name__} state dict lacks {missing}: was it saved by "
+                           f"{type(self).__name__}.state_dict()?")
+        networks, optimizers = self.networks(), self.named_optimizers()
+        if set(state["networks"]) != set(networks) or set(state["optimizers"]) != set(optimizers):
+            raise KeyError(f"the saved networks {sorted(state['networks'])} do not match this "
+                           f"learner's {sorted(networks)}: was it saved by another agent?")
+        for name, module in networks.items():
+            module.load_state_dict(state["networks"][name])
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.restore_generator(state["generator"].cpu(), state.get("generator_device", self.device.type))
+        self.num_updates = int(state["num_updates"])
+        self.load_extra_state(state["extra"])
+
     def _networks_named(self, names: Iterable[str]) -> list[tuple[str, nn.Module]]:
         networks = self.networks()
         names = [names] if isinstance(names, str) else list(names)

@@ -56,7 +56,8 @@ def critic_step(q: torch.Tensor, target: torch.Tensor, optimizer: torch.optim.Op
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    polyak_update_(target_params, online_params, tau)
+    if target_params:  # TD3 passes none: its targets move with the delayed actor step
+        polyak_update_(target_params, online_params, tau)
     return loss.detach()
 
 
@@ -108,3 +109,17 @@ def linear_schedule(start: float, end: float, duration: int, step: int) -> float
         return end
     mix = min(max(step / duration, 0.0), 1.0)
     return (1.0 - mix) * start + mix * end
+
+
+CLAMP_EPS = 1e-6  # drqv2's TruncatedNormal keeps samples inside (-1, 1) by this margin
+
+
+def clipped_noise_action(mean: torch.Tensor, std: float, clip: float | None,
+                         generator: torch.Generator) -> torch.Tensor:
+    """clamp(mean + clip(std * eps, -c, c), -1, 1) with a straight-through clamp (gradient of the
+    unclamped sum, as drqv2's TruncatedNormal.sample); ``clip`` None: no noise clip (acting)."""
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype) * std
+    if clip is not None:
+        noise = noise.clamp(-clip, clip)
+    action = mean + noise
+    return action + (action.clamp(-1.0 + CLAMP_EPS, 1.0 - CLAMP_EPS) - action).detach()

@@ -41,14 +41,14 @@ import torch
 from torch import nn
 
 from robo_rl.agents.base import ActorCriticConfig, LearnerBase, check_step_argument, probe_modules
-from robo_rl.agents.common import (critic_step, linear_schedule, split_minibatches,
-                                   unit_box_action_dim)
+from robo_rl.agents.common import (clipped_noise_action, critic_step, linear_schedule,
+                                   split_minibatches, unit_box_action_dim)
 from robo_rl.config_utils import dataclass_from_dict
-from robo_rl.nets import MLP, EnsembleCritic, FeatureTrunk, ObservationEncoder, random_shift
+from robo_rl.nets import (DeterministicActor, EnsembleCritic, FeatureTrunk, ObservationEncoder,
+                          random_shift)
 
 PRECISIONS = ("float32", "bfloat16")
 AUGMENTATIONS = ("shift", "none")
-CLAMP_EPS = 1e-6  # drqv2's TruncatedNormal keeps samples inside (-1, 1) by this margin
 
 
 @dataclass
@@ -95,30 +95,6 @@ def check_config(cfg: DrQv2Config) -> None:
         raise ValueError(f"agent ({cfg.name}): " + "; ".join(problems))
 
 
-def clipped_noise_action(mean: torch.Tensor, std: float, clip: float | None,
-                         generator: torch.Generator) -> torch.Tensor:
-    """clamp(mean + clip(std * eps, -c, c), -1, 1) with a straight-through clamp (gradient of the
-    unclamped sum, as drqv2's TruncatedNormal.sample); ``clip`` None: no noise clip (acting)."""
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype) * std
-    if clip is not None:
-        noise = noise.clamp(-clip, clip)
-    action = mean + noise
-    return action + (action.clamp(-1.0 + CLAMP_EPS, 1.0 - CLAMP_EPS) - action).detach()
-
-
-class DeterministicActor(nn.Module):
-    """features -> trunk -> MLP -> tanh: the mean action mu(s) in [-1, 1]."""
-
-    def __init__(self, trunk: FeatureTrunk, action_dim: int, cfg: DrQv2Config):
-        super().__init__()
-        self.trunk = trunk
-        self.net = MLP(trunk.out_dim, cfg.hidden_dims, action_dim, cfg.activation,
-                       cfg.actor_layer_norm, output_activation="tanh")
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(self.trunk(features))
-
-
 class DrQv2Agent(LearnerBase):
     """DrQ-v2 (a ``Learner``, robo_rl/agents/base.py); see the module docstring."""
 
@@ -134,7 +110,8 @@ class DrQv2Agent(LearnerBase):
         self.observation_space, self.action_space = observation_space, action_space
         self.action_dim = unit_box_action_dim(action_space, "DrQ-v2")
         self.encoder = ObservationEncoder(observation_space, cfg.encoder, cfg.weight_init)
-        self.actor = DeterministicActor(self.make_trunk(), self.action_dim, cfg)
+        self.actor = DeterministicActor(self.make_trunk(), self.action_dim, cfg.hidden_dims, cfg.activation,
+                                        cfg.actor_layer_norm)
         self.critic = EnsembleCritic(self.make_trunk(), self.action_dim, cfg.num_critics,
                                      cfg.hidden_dims, cfg.activation, cfg.critic_layer_norm,
                                      cfg.weight_init)
@@ -257,36 +234,6 @@ class DrQv2Agent(LearnerBase):
 
     def target_networks(self) -> dict[str, str]:
         return {"critic": "critic_target"}
-
-    def extra_state(self) -> dict[str, Any]:
-        """Schedule state beyond networks and optimisers (DrM adds its own)."""
-        return {}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"networks": {name: module.state_dict() for name, module in self.networks().items()},
-                "optimizers": {name: opt.state_dict() for name, opt in self.named_optimizers().items()},
-                "generator": self.generator.get_state(), "generator_device": self.device.type,
-                "num_updates": self.num_updates, "extra": self.extra_state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        missing = sorted({"networks", "optimizers", "generator", "num_updates", "extra"} - set(state))
-        if missing:
-            raise KeyError(f"{type(self).__name__} state dict lacks {missing}: was it saved by "
-                           f"{type(self).__name__}.state_dict()?")
-        networks, optimizers = self.networks(), self.named_optimizers()
-        if set(state["networks"]) != set(networks) or set(state["optimizers"]) != set(optimizers):
-            raise KeyError(f"the saved networks {sorted(state['networks'])} do not match this "
-                           f"learner's {sorted(networks)}: was it saved by another agent?")
-        for name, module in networks.items():
-            module.load_state_dict(state["networks"][name])
-        for name, optimizer in optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        self.restore_generator(state["generator"].cpu(), state.get("generator_device", self.device.type))
-        self.num_updates = int(state["num_updates"])
-        self.load_extra_state(state["extra"])
 
     def probes(self) -> dict[str, nn.Module]:
         return probe_modules({"actor": self.actor, "critic": self.critic}, self.encoder)

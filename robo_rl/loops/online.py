@@ -7,7 +7,8 @@ Everything the loop writes lands in the run directory:
     plasticity.csv       dormant ratio and FAU of every network (robo_rl.plasticity), every plasticity.every steps
     videos/              eval_<step>.mp4 when train.video is on
     checkpoints/         latest.pt (atomic) - agent, optimizers, schedule, episode starts, RNGs, the
-                         sampler state of every data source (replay and demos)
+                         sampler state of every data source (replay and demos); step_<n>.pt every
+                         train.keep_every steps when that is on
     replay/              transitions in append-only chunks (a crash loses at most one chunk)
 
 Seams (docs/architecture.md): the learner (robo_rl.agents, the Learner protocol), the update
@@ -67,16 +68,25 @@ class TrainResult:
     evals: list[tuple[int, float]] = field(default_factory=list)
     learning_env_steps_per_s: float | None = None   # after seed steps, excluding eval/checkpoint time
     learning_updates_per_s: float | None = None
+    step_unit: str = "agent steps"
+    first_score: float | None = None   # normalised scores (0 random, 100 expert) with a dataset
+    last_score: float | None = None
 
     def summary(self) -> str:
         def fmt(x: float | None) -> str:
             return "n/a" if x is None else f"{x:.1f}"
 
         lines = [
-            f"robo_rl: trained {self.steps} agent steps",
+            f"robo_rl: trained {self.steps} {self.step_unit}",
             f"  eval return: first {fmt(self.first_eval)} -> last {fmt(self.last_eval)}",
-            f"  speed:       {fmt(self.learning_env_steps_per_s)} env-steps/s, "
-            f"{fmt(self.learning_updates_per_s)} updates/s while learning",
+        ]
+        if self.last_score is not None:
+            lines.append(f"  normalised:  first {fmt(self.first_score)} -> last {fmt(self.last_score)} "
+                         f"(0 = random, 100 = expert)")
+        if self.learning_env_steps_per_s is not None:
+            lines.append(f"  speed:       {fmt(self.learning_env_steps_per_s)} env-steps/s, "
+                         f"{fmt(self.learning_updates_per_s)} updates/s while learning")
+        lines += [
             f"  run dir:     {self.run_dir}",
             f"  logs:        {self.run_dir / 'train.csv'}, {self.run_dir / 'eval.csv'}, {self.run_dir / 'tb'}",
             f"  curve:       {self.run_dir / 'learning_curve.png'}",
@@ -89,6 +99,11 @@ class TrainResult:
 
 def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / CHECKPOINT_NAME
+
+
+def kept_checkpoint_name(step: int) -> str:
+    """File name of the checkpoint kept at ``step`` when ``train.keep_every`` is on."""
+    return f"step_{step:08d}.pt"
 
 
 def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | None = None,
@@ -139,8 +154,20 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         gamma=cfg.agent.gamma, frame_stack=cfg.task.frame_stack, directory=(run_dir / "replay") if
         cfg.replay.persist else None, chunk_size=cfg.replay.chunk_size, seed=stream_seed(cfg.seed, REPLAY),
         device=device, track_cost=constraint is not None)
-    batch_source, demos = replay, None
-    if cfg.replay.demo_dir:
+    batch_source, demos, dataset_info = replay, None, None
+    if cfg.get("dataset"):
+        # Offline-to-online: the dataset is the second source of the mixer (RLPD-style, share
+        # replay.demo_fraction), checked against the task first and sampled with the agent's n_step/gamma.
+        from robo_rl.offline.dataset import open_dataset
+
+        demos, dataset_info = open_dataset(cfg.dataset, env.observation_space, env.action_space, str(cfg.task.name),
+                                           int(cfg.agent.n_step), float(cfg.agent.gamma),
+                                           seed=stream_seed(cfg.seed, DEMOS), device=device)
+        if replay.track_cost:
+            raise ValueError(f"dataset={cfg.dataset} has no per-step costs, which constraint={cfg.constraint.name} "
+                             f"needs; use constraint=none")
+        batch_source = MixedSource(replay, demos, secondary_fraction=cfg.replay.demo_fraction)
+    elif cfg.replay.demo_dir:
         # Data carries facts (rewards, flags); the learner decides how to use them: the demos are
         # sampled with the agent's n_step and gamma, whatever the run that wrote them used.
         demos = ReplayBuffer.load(cfg.replay.demo_dir, n_step=cfg.agent.n_step, gamma=cfg.agent.gamma,
@@ -173,7 +200,8 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         if cfg.replay.persist:
             replay.load_from_disk()  # everything on disk, including transitions after the checkpoint
         replay.load_state_dict(payload["replay"])
-        trained_with_demos = bool(payload["config"].get("replay", {}).get("demo_dir"))
+        trained_with_demos = bool(payload["config"].get("replay", {}).get("demo_dir")
+                                  or payload["config"].get("dataset"))
         if trained_with_demos != (demos is not None):
             raise CheckpointError(
                 f"cannot resume {run_dir}: the run was trained {'with' if trained_with_demos else 'without'} "
@@ -197,7 +225,9 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
             # interrupted episode's again.
             episode += 1
         evals = [tuple(e) for e in payload.get("evals", [])]
-    elif cfg.replay.persist and replay.directory_has_data():
+    elif cfg.get("init_from"):
+        init_learner_from(agent, cfg.init_from, spaces)
+    if payload is None and cfg.replay.persist and replay.directory_has_data():
         # The run died before its first checkpoint: keep every transition it collected.
         replay.load_from_disk()
         warnings.warn(f"{run_dir} holds {len(replay)} replay transitions but no checkpoint; keeping them "
@@ -217,14 +247,19 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
 
     def save(at_step: int) -> Path:
         replay.flush()
-        return save_checkpoint(ckpt_file, {
+        payload = {
             "step": at_step, "episode": episode, "mid_episode": obs is not None, "agent": agent.state_dict(),
             "replay": replay.state_dict(), "schedule": schedule.state_dict(),
             **({"demo_replay": demos.state_dict()} if demos is not None else {}),
             "episode_starts": episode_starts.state_dict(),
             "action_rng": action_rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "evals": evals, "spaces": spaces, "config": OmegaConf.to_container(cfg, resolve=True),
-        })
+        }
+        if t.keep_every and at_step % t.keep_every == 0:
+            # Kept for later use (a "medium" policy for `robo-rl collect`, or picking an early stop);
+            # never read by resume, which always continues from latest.pt.
+            save_checkpoint(ckpt_file.parent / kept_checkpoint_name(at_step), payload)
+        return save_checkpoint(ckpt_file, payload)
 
     def run_eval(at_step: int) -> None:
         nonlocal last_video
@@ -233,7 +268,11 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         result = evaluate(agent, eval_env, t.eval_episodes, record_video=want_video, video_size=t.video_size,
                           seeds=eval_episode_seeds)
         evals.append((at_step, result.return_mean))
-        logger.log("eval", at_step, result.metrics())
+        metrics = result.metrics()
+        score = dataset_info.normalized_score(result.return_mean) if dataset_info is not None else None
+        if score is not None:
+            metrics["normalized_score"] = score
+        logger.log("eval", at_step, metrics)
         logger.plot(f"{cfg.task.name} - {cfg.agent.name} (seed {cfg.seed})")
         if want_video and result.frames:
             from robo_rl.video import write_mp4
@@ -368,6 +407,48 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                        learning_env_steps_per_s=(learn_steps * cfg.task.action_repeat / learn_time)
                        if learn_time > 0 else None,
                        learning_updates_per_s=learn_updates / learn_time if learn_time > 0 else None)
+
+
+def init_learner_from(agent, path: str, spaces: dict) -> list[str]:
+    """Start ``agent`` from another run's checkpoint (offline-to-online: an A2PR or TD3+BC run
+    initialises an online run). The same learner class loads everything (networks, optimisers,
+    normaliser); another learner of the TD3 family takes every network both have with the same
+    shapes (a TD3 run from A2PR needs A2PR's layer sizes). Returns the networks taken."""
+    from robo_rl.agents import AGENTS
+    from robo_rl.agents.td3 import TD3Learner
+
+    payload = load_checkpoint(path)
+    problem = spaces_mismatch(payload["spaces"], spaces)
+    if problem:
+        raise CheckpointError(f"init_from={path} was trained with other spaces ({problem}); use a checkpoint of "
+                              f"this task")
+    source_name = payload["config"]["agent"]["name"]
+    source_class = AGENTS[source_name][1] if source_name in AGENTS else None
+    if source_class is type(agent):
+        agent.load_state_dict(payload["agent"])
+        taken = sorted(agent.networks())
+    elif isinstance(agent, TD3Learner) and source_class is not None and issubclass(source_class, TD3Learner):
+        saved, taken, differ = payload["agent"]["networks"], [], []
+        for name, module in agent.networks().items():
+            if name not in saved:
+                continue
+            mine = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+            theirs = {key: tuple(value.shape) for key, value in saved[name].items()}
+            if mine != theirs:
+                differ.append(name)
+                continue
+            module.load_state_dict(saved[name])
+            taken.append(name)
+        if differ or "actor" not in taken:
+            raise CheckpointError(f"init_from={path} ({source_name}): networks {differ or ['actor']} differ in shape "
+                                  f"from agent={agent.cfg.name}'s; set the layer sizes to the checkpoint's "
+                                  f"(agent.hidden_dims, agent.actor_hidden_dims as in its config.yaml)")
+    else:
+        raise CheckpointError(f"init_from={path} holds a {source_name} learner, which cannot initialise "
+                              f"agent={agent.cfg.name}: use the same agent, or a TD3-family agent (td3, td3_bc, "
+                              f"a2pr) from a TD3-family checkpoint")
+    log.info("initialised the learner from %s (%s: %s)", path, source_name, ", ".join(taken))
+    return taken
 
 
 class _StopRequests:
