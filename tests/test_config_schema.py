@@ -46,6 +46,27 @@ def test_eval_yaml_equals_the_schema():
     assert values == defaults   # checkpoint: ??? (required) in both
 
 
+def test_collect_yaml_equals_the_schema():
+    from robo_rl.offline.collect import CollectRunConfig
+
+    values = {k: v for k, v in _yaml("collect.yaml").items() if k not in ("defaults", "hydra")}
+    defaults = {k: v for k, v in _defaults(CollectRunConfig).items() if k != "task"}  # task: a group
+    assert values == defaults   # out: ??? (required) in both
+
+
+def test_keep_every_keeps_step_checkpoints_beside_latest(tmp_path):
+    from robo_rl.checkpoint import load_checkpoint
+    from robo_rl.loops.online import train
+    from tests.conftest import SMALL_TRAIN
+
+    with pytest.raises(ConfigError, match="keep_every must be 0 or a multiple of train.checkpoint_every"):
+        check_train_config(compose_train_config([*SMALL_TRAIN, "train.keep_every=100"]))
+    train(compose_train_config([*SMALL_TRAIN, "train.keep_every=150"]), tmp_path)
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt"))
+    assert kept == ["step_00000000.pt", "step_00000150.pt", "step_00000300.pt"]
+    assert load_checkpoint(tmp_path / "checkpoints" / "step_00000150.pt")["step"] == 150
+
+
 def test_composed_config_is_typed_and_range_checked():
     cfg = compose_train_config(["train.steps=7"])
     assert cfg.train.steps == 7 and isinstance(cfg.train.replay_ratio, float)
