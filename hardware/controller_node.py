@@ -132,6 +132,7 @@ class ControllerNode(LifecycleNode):
         self.fault: str | None = None    # error state reason (zero torque until recover)
         self.estopped = False
         self.initialised = False
+        self.gains_pending = False       # a parameter set waiting for a fresh state to apply
         self.equilibrium_time: float | None = None
         self.equilibrium_stale_since: float | None = None
         self.rejections: dict[str, int] = {}
@@ -245,6 +246,7 @@ class ControllerNode(LifecycleNode):
         """The law restarts at the measured pose: reference := pose, hold cleared."""
         self.tick = self._restart(self._settings, state, keep_target=False)
         self.initialised = True
+        self.gains_pending = False
         self.hold_since = None
 
     def _control(self) -> None:
@@ -280,6 +282,10 @@ class ControllerNode(LifecycleNode):
         state = self.model.state(sample.q, sample.qd)
         if not self.initialised:
             self._restart_at(self.model.state(sample.q, sample.qd, copy=True))
+        elif self.gains_pending:  # as a live set: same target, the tank keeps its level
+            self.tick = self._restart(self._settings, self.model.state(sample.q, sample.qd,
+                                                                       copy=True), keep_target=True)
+            self.gains_pending = False
         timeout = self._settings[""].equilibrium_timeout
         if (self.equilibrium_time is not None and self.equilibrium_stale_since is None
                 and now - self.equilibrium_time > timeout):
@@ -430,7 +436,7 @@ class ControllerNode(LifecycleNode):
         if state is not None:
             self.tick = tick
         elif live:
-            self.initialised = False  # no fresh state: the law restarts at the next one
+            self.gains_pending = True  # no fresh state: they apply at the next one
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ status
@@ -438,10 +444,10 @@ class ControllerNode(LifecycleNode):
         now = time.monotonic()
         if self.lifecycle != "active":
             state = self.lifecycle
+        elif self.estopped:  # an operator's stop outranks a fault: only they may clear it
+            state = "estop"
         elif self.fault is not None:
             state = "error"
-        elif self.estopped:
-            state = "estop"
         elif self.sample is None or not self.initialised:
             state = "waiting"
         elif self.tick.holding or self.equilibrium_stale_since is not None:
@@ -450,12 +456,15 @@ class ControllerNode(LifecycleNode):
             state = "running"
         hold_reason = (self.fault or (self.tick.hold_reason if self.tick.holding else None)
                        or ("equilibrium stale" if self.equilibrium_stale_since is not None else ""))
+        if self.estopped and self.fault is not None:
+            hold_reason = f"e-stop; {self.fault}"
         periods = np.asarray(self.periods) if self.periods else np.zeros(1)
         costs = np.asarray(self.costs) if self.costs else np.zeros(1)
         ages = np.asarray(self.ages) if self.ages else np.zeros(1)
         tank = self.tick.tank
         since = {"hold_since": self.hold_since, "fault_since": self.fault_since,
-                 "stale_since": self.equilibrium_stale_since}
+                 "stale_since": self.equilibrium_stale_since,
+                 "equilibrium_received": self.equilibrium_time}
         values = {
             "state": state, "hold_reason": hold_reason,
             "tank_energy": f"{tank.energy:.6f}" if tank is not None else "",
