@@ -4,7 +4,7 @@
     robo-rl collect task=gym/Hopper-v5 policy=RUN/checkpoints/step_00040000.pt kind=medium reference.expert=EXPERT.pt out=...
     robo-rl collect task=gym/Hopper-v5 policy=replay:RUN/checkpoints/step_00040000.pt kind=medium-replay reference.expert=...
     robo-rl collect task=arm/reach policy=scripted reference.expert=scripted out=data/reach-scripted
-    robo-rl dataset concat data/hopper-medium data/hopper-expert out=data/hopper-medium-expert
+    robo-rl dataset concat data/hopper-medium data/hopper-expert --out data/hopper-medium-expert --kind medium-expert
 
 The D4RL recipe (Fu et al. 2020) with our agents: ``random`` = uniform actions; ``medium`` = a
 policy stopped at about a third of the expert's return (a kept checkpoint of the expert's own run,
