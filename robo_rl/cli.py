@@ -139,45 +139,44 @@ def _train(cfg: DictConfig) -> None:
     from robo_rl.loops.online import train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
+
+    def work():
         check_train_config(cfg)
         if cfg.mode == "offline":
             from robo_rl.loops.offline import train_offline
 
-            result = train_offline(cfg, run_dir)
-        else:
-            result = train(cfg, run_dir)
+            return train_offline(cfg, run_dir)
+        return train(cfg, run_dir)
+
+    print(_run_reporting_errors(work, f"checkpoint and replay saved in {run_dir}. Continue with: "
+                                      f"robo-rl train hydra.run.dir={run_dir} resume=true").summary())
+
+
+def _run_reporting_errors(work, kept_on_interrupt: str | None = None):
+    """work() -> its result; an error is one `robo-rl: error:` line (exit 2 for bad input), and
+    Ctrl-C says what was kept (`kept_on_interrupt`) and exits EXIT_INTERRUPTED."""
+    try:
+        return work()
     except KeyboardInterrupt:
-        print(f"robo-rl: interrupted; checkpoint and replay saved in {run_dir}. Continue with: "
-              f"robo-rl train hydra.run.dir={run_dir} resume=true", file=sys.stderr)
+        if kept_on_interrupt is None:
+            raise
+        print(f"robo-rl: interrupted; {kept_on_interrupt}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
-    print(result.summary())
 
 
 def _eval(cfg: DictConfig) -> None:
     from robo_rl.loops.evaluate import run_eval
 
-    try:
-        report = run_eval(cfg)
-    except Exception as exc:
-        _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
-    print(report)
+    print(_run_reporting_errors(lambda: run_eval(cfg)))
 
 
 def _collect(cfg: DictConfig) -> None:
     from robo_rl.offline.collect import run_collect
 
-    try:
-        report = run_collect(cfg)
-    except KeyboardInterrupt:
-        print(f"robo-rl: interrupted; the episodes collected so far are kept in {cfg.out}. Continue with the "
-              f"same command.", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:
-        _fail(exc, EXIT_BAD_INPUT if isinstance(exc, _bad_input_errors()) else EXIT_FAILURE)
-    print(report)
+    print(_run_reporting_errors(lambda: run_collect(cfg), f"the episodes collected so far are kept "
+                                                          f"in {cfg.out}. Continue with the same command."))
 
 
 COMMANDS = {"train": ("config", _train), "eval": ("eval", _eval), "collect": ("collect", _collect)}
