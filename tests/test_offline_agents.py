@@ -171,6 +171,10 @@ def test_offline_run_resumes_exactly_where_it_stopped(scripted_reach, tmp_path):
         for key in a[name]:
             assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after the resume"
     assert unbroken.evals == resumed.evals
+    # runs in one process (a sweep, a benchmark) each keep their own train.log
+    lines = (tmp_path / "a" / "train.log").read_text().splitlines()
+    fitted = [i for i, line in enumerate(lines) if "normaliser fitted" in line]
+    assert len(fitted) == 1 and fitted[0] < [i for i, line in enumerate(lines) if "eval" in line][-1], lines
 
 
 def test_offline_checkpoints_initialise_online_runs(scripted_reach, tmp_path):

@@ -29,7 +29,7 @@ from robo_rl.envs import make_env
 from robo_rl.logger import RunLogger
 from robo_rl.loops.common import describe_spaces, env_config, evaluate, resolve_device, set_threads, spaces_mismatch
 from robo_rl.loops.online import (TrainResult, _attach_file_log, _checkpoint_to_resume, _progress, _StopRequests,
-                                  checkpoint_path, kept_checkpoint_name)
+                                  checkpoint_path, detach_file_log, kept_checkpoint_name)
 from robo_rl.offline.dataset import DatasetInfo, observation_stats, open_dataset
 from robo_rl.seeding import REPLAY, TORCH, eval_seeds, stream_seed
 
@@ -82,12 +82,13 @@ def train_offline(cfg: DictConfig, run_dir: Path) -> TrainResult:
         dataset.load_state_dict(payload["dataset"])
         torch.set_rng_state(payload["torch_rng"])
         step, evals = int(payload["step"]), [tuple(e) for e in payload.get("evals", [])]
-    elif hasattr(agent, "fit_observation_stats"):
-        mean, std = observation_stats(cfg.dataset)
-        if agent.fit_observation_stats(mean, std):
-            log.info("state normaliser fitted to the dataset's %d transitions", len(dataset))
+    fitted = False
+    if payload is None and hasattr(agent, "fit_observation_stats"):
+        fitted = agent.fit_observation_stats(*observation_stats(cfg.dataset))
 
     _attach_file_log(run_dir / "train.log")
+    if fitted:
+        log.info("state normaliser fitted to the dataset's %d transitions", len(dataset))
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     message = (f"{'resumed' if payload is not None else 'offline'} {run_dir} at gradient step {step} of {t.steps}: "
                f"dataset {cfg.dataset} ({info.kind}, {len(dataset)} transitions, {info.episodes} episodes; "
@@ -150,6 +151,7 @@ def train_offline(cfg: DictConfig, run_dir: Path) -> TrainResult:
             bar.close()
         logger.close()
         eval_env.close()
+        detach_file_log()
     normalized = [info.normalized_score(value) for _, value in evals]
     return TrainResult(run_dir=run_dir, steps=step, first_eval=evals[0][1], last_eval=evals[-1][1],
                        checkpoint=final, video=None, evals=evals, step_unit="gradient steps (offline)",

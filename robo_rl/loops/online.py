@@ -400,6 +400,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         env.close()
         if eval_env is not env:
             eval_env.close()
+        detach_file_log()
 
     return TrainResult(run_dir=run_dir, steps=step, first_eval=evals[0][1] if evals else None,
                        last_eval=evals[-1][1] if evals else None, checkpoint=final_ckpt, video=last_video,
@@ -514,11 +515,16 @@ def _progress(t: DictConfig, step: int):
     return tqdm(total=t.steps, initial=step, unit="step", dynamic_ncols=True, desc="train")
 
 
-def _attach_file_log(path: Path) -> None:
+def detach_file_log() -> None:
+    """End a run's train.log: what this process logs next (another run) goes elsewhere."""
     for handler in list(log.handlers):
         if isinstance(handler, logging.FileHandler):
             log.removeHandler(handler)
             handler.close()
+
+
+def _attach_file_log(path: Path) -> None:
+    detach_file_log()
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
