@@ -1,6 +1,7 @@
 """Offline-to-online: eval return vs online agent steps for SAC from scratch, SAC with a dataset
-mixed into every batch (RLPD-style, half of each batch), and TD3 initialised from an offline A2PR
-run (its networks and state normaliser; the dataset mixed in the same way), 3+ seeds each.
+mixed into every batch (RLPD-style, half of each batch), and TD3 and TD3+BC (its BC term on the
+mixed batches kept online) initialised from an offline A2PR run (its networks and state normaliser;
+the dataset mixed in the same way), 3+ seeds each.
 
     .venv/bin/python bench/offline_d4rl.py ...            # first: datasets and offline A2PR runs
     .venv/bin/python bench/offline_to_online.py --task gym/Hopper-v5 --dataset medium-replay --steps 5000
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning_runs import curves, finish_report, run_comparison, run_parser, train_once  # noqa: E402
 from offline_d4rl import A2PR_PRESETS, RESULTS, run_dir as offline_run_dir, slug  # noqa: E402
 
-VARIANTS = ("sac", "sac_dataset", "td3_from_a2pr")
+VARIANTS = ("sac", "sac_dataset", "td3_from_a2pr", "td3_bc_from_a2pr")
 
 
 def overrides(args, variant: str, seed: int) -> list[str]:
@@ -37,7 +38,8 @@ def overrides(args, variant: str, seed: int) -> list[str]:
         return [*values, "agent=sac", f"train.seed_steps={args.seed_steps}", f"dataset={dataset}"]
     source = agent_config({"name": A2PR_PRESETS.get(args.task, "a2pr")})
     checkpoint = offline_run_dir(args.task, args.dataset, "a2pr", seed) / "checkpoints" / "latest.pt"
-    return [*values, "agent=td3", f"agent.hidden_dims={list(source.hidden_dims)}",
+    learner = variant.removesuffix("_from_a2pr")  # td3, or td3_bc: the BC term kept online
+    return [*values, f"agent={learner}", f"agent.hidden_dims={list(source.hidden_dims)}",
             f"agent.actor_hidden_dims={list(source.actor_hidden_dims)}", f"agent.gamma={source.gamma}",
             "train.seed_steps=0", f"init_from={checkpoint}", f"dataset={dataset}"]
 
