@@ -17,16 +17,13 @@ def train_once(run_dir: Path, overrides: list[str]) -> dict:
     """`robo-rl train <overrides>` (online or mode=offline) in run_dir through the user's path;
     -> done.json's content."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from robo_rl.config_schema import check_train_config, compose_train_config
-    from robo_rl.loops.offline import train_offline
-    from robo_rl.loops.online import train
+    from robo_rl.config_schema import compose_train_config
+    from robo_rl.loops import run_training
 
     done = run_dir / "done.json"
     if done.exists():
         return json.loads(done.read_text())
-    cfg = compose_train_config(overrides)
-    check_train_config(cfg)
-    result = (train_offline if cfg.mode == "offline" else train)(cfg, run_dir)
+    result = run_training(compose_train_config(overrides), run_dir)
     summary = {"last_eval": result.last_eval, "steps": result.steps, "last_score": result.last_score}
     done.write_text(json.dumps(summary))
     return summary

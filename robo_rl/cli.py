@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from robo_rl.config_schema import ConfigError, check_train_config, register_configs  # noqa: E402
+from robo_rl.config_schema import ConfigError, register_configs  # noqa: E402
 
 USAGE = __doc__
 EXIT_BAD_INPUT = 2
@@ -136,20 +136,12 @@ def describe_error(exc: BaseException) -> str:
 def _train(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from robo_rl.loops.online import train
+    from robo_rl.loops import run_training
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-
-    def work():
-        check_train_config(cfg)
-        if cfg.mode == "offline":
-            from robo_rl.loops.offline import train_offline
-
-            return train_offline(cfg, run_dir)
-        return train(cfg, run_dir)
-
-    print(_run_reporting_errors(work, f"checkpoint and replay saved in {run_dir}. Continue with: "
-                                      f"robo-rl train hydra.run.dir={run_dir} resume=true").summary())
+    print(_run_reporting_errors(lambda: run_training(cfg, run_dir),
+                                f"checkpoint and replay saved in {run_dir}. Continue with: "
+                                f"robo-rl train hydra.run.dir={run_dir} resume=true").summary())
 
 
 def _run_reporting_errors(work, kept_on_interrupt: str | None = None):

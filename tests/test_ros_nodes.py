@@ -36,6 +36,7 @@ RATE_HZ = 1000.0                # Hz, the twin's physics and the controller's ti
 ZERO_TORQUE_WATCH_S = 0.2       # s of commands watched after the stale-joint-state fault
 IN_FLIGHT_S = 0.05              # s a command sent before it may still arrive after it
 TASK_OPTIONS = {"energy_tank": True}
+STALL_RETRIES = 2               # episodes re-run when a host stall faulted the controller in one
 
 
 def robot_config(**kw) -> RobotEnvConfig:
@@ -177,12 +178,17 @@ def test_scripted_reach_through_ros(arm, probe, model):
         start_commands = len(probe.commands)
         successes = 0
         for episode in range(2):
-            env.reset(seed=episode)
-            for _ in range(60):
-                _, _, terminated, truncated, info = env.step(task.scripted_action())
-                # ground truth: forward kinematics of the probe's own newest joint state
-                position, _ = tcp(model, probe)
-                if terminated or truncated:
+            for attempt in range(STALL_RETRIES + 1):  # see the killed-client test
+                statuses = len(probe.statuses)
+                env.reset(seed=episode + 10 * attempt)
+                for _ in range(60):
+                    _, _, terminated, truncated, info = env.step(task.scripted_action())
+                    # ground truth: forward kinematics of the probe's own newest joint state
+                    position, _ = tcp(model, probe)
+                    if terminated or truncated:
+                        break
+                if not any("joint states stale" in s.get("hold_reason", "")
+                           for _, s in probe.statuses[statuses:]):
                     break
             assert info["success"], (info, probe.latest()[3])
             assert np.linalg.norm(position - task.goal) < 2 * task.config.success_threshold, (
@@ -437,13 +443,22 @@ def test_killed_client_leaves_arm_holding_and_a_new_client_resumes(probe, model)
     env = make_robot_env(EnvConfig(name="arm/reach", options=TASK_OPTIONS), robot_config(),
                          seed=1)
     try:
-        env.reset(seed=3)
-        task = env.backend.task
-        for _ in range(60):
-            _, _, terminated, truncated, info = env.step(task.scripted_action())
-            if terminated or truncated:
+        # a host stall past the twin's joint-state watchdog faults the controller (zero torque)
+        # and spoils that episode: what is under test is the new client, so it gets another
+        for attempt in range(STALL_RETRIES + 1):
+            statuses = len(probe.statuses)
+            env.reset(seed=3 + attempt)
+            task = env.backend.task
+            for _ in range(60):
+                _, _, terminated, truncated, info = env.step(task.scripted_action())
+                if terminated or truncated:
+                    break
+            stalled = [s["hold_reason"] for _, s in probe.statuses[statuses:]
+                       if "joint states stale" in s.get("hold_reason", "")]
+            if not stalled:
                 break
-        assert info["success"]
+        assert not stalled, f"the host stalled the twin in every attempt: {stalled[0]}"
+        assert info["success"], (info, probe.latest()[3])
     finally:
         env.close()
 
