@@ -13,11 +13,13 @@ before anything runs. Value ranges (``train.steps > 0``) are checked by each dat
     constraint (configs/constraint/*)-> LagrangianConfig (schema/constraint/energy) or none
     hardware (configs/hardware/*)    -> robo_rl.hardware.config.RobotEnvConfig or null
     plasticity                       -> robo_rl.plasticity.PlasticityConfig
+    realtime                         -> robo_rl.loops.realtime.RealtimeConfig
     schedule (configs/schedule/*)    -> robo_rl.loops.schedule.{Fixed,Adaptive}ScheduleConfig
     snapshot (configs/snapshot/*)    -> robo_rl.snapshot.{NoSnapshot,S3RL}Config
     preset (configs/preset/*)        -> no schema of its own: sets keys of the groups above
     robo-rl eval (configs/eval.yaml) -> EvalRunConfig
     robo-rl collect (configs/collect.yaml) -> robo_rl.offline.collect.CollectRunConfig
+    robo-rl record (configs/record.yaml)   -> robo_rl.record.RecordRunConfig
 
 Each agent and constraint YAML starts with ``defaults: [/schema/<group>/<name>@_here_, _self_]``;
 tests/test_agent_configs.py checks that every YAML value equals its dataclass default.
@@ -32,6 +34,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from robo_rl.envs.config import EnvConfig
 from robo_rl.hardware.config import RobotEnvConfig
+from robo_rl.loops.realtime import RealtimeConfig
 from robo_rl.plasticity import PlasticityConfig
 
 RESUME_MODES = ("auto", "true", "false")
@@ -58,11 +61,17 @@ class TrainConfig:
     video: bool = True          # mp4 of the first eval episode at each evaluation
     video_size: int = 256
     progress: bool = True       # tqdm progress bar
+    # Stop early once the eval success rate (tasks that report success) is >= this in the last
+    # stop_success_evals evaluations in a row; null: run all train.steps.
+    stop_success_rate: float | None = None
+    stop_success_evals: int = 1
 
     def __post_init__(self) -> None:
         problems = [f"train.{name} must be > 0 (got {getattr(self, name)})"
                     for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every",
-                                 "log_every", "video_size") if not getattr(self, name) > 0]
+                                 "log_every", "video_size", "stop_success_evals") if not getattr(self, name) > 0]
+        if self.stop_success_rate is not None and not 0.0 < self.stop_success_rate <= 1.0:
+            problems.append(f"train.stop_success_rate must be in (0, 1] or null (got {self.stop_success_rate})")
         if self.keep_every < 0 or (self.keep_every and self.keep_every % self.checkpoint_every):
             problems.append(f"train.keep_every must be 0 or a multiple of train.checkpoint_every "
                             f"({self.checkpoint_every}), got {self.keep_every}")
@@ -128,6 +137,7 @@ class TrainRunConfig:
     init_from: str | None = None  # a checkpoint whose learner starts this online run (offline-to-online)
     schedule: Any = MISSING     # FixedScheduleConfig or AdaptiveScheduleConfig (updates per agent step)
     snapshot: Any = MISSING     # NoSnapshotConfig or S3RLConfig (where training episodes start)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)  # env at its own rate, learner concurrent
 
 
 @dataclass
@@ -178,6 +188,8 @@ def _data_problems(cfg: DictConfig) -> list[str]:
                             "run dir (resume=auto)")
         if cfg.get("hardware") is not None:
             problems.append("mode=offline takes no env steps: drop hardware=")
+        if cfg.get("realtime") is not None and cfg.realtime.get("enabled"):
+            problems.append("mode=offline takes no env steps: drop realtime.enabled=true")
         for group, default in (("schedule", "fixed"), ("snapshot", "none")):
             node = cfg.get(group)
             if node is not None and node.get("name") != default:
@@ -205,6 +217,7 @@ def register_configs() -> None:
     from robo_rl.agents import AGENTS, agent_config
     from robo_rl.agents.constraint import LagrangianConfig
     from robo_rl.loops.schedule import AdaptiveScheduleConfig, FixedScheduleConfig
+    from robo_rl.record import RecordRunConfig
     from robo_rl.snapshot import NoSnapshotConfig, S3RLConfig
 
     store = ConfigStore.instance()
@@ -213,6 +226,7 @@ def register_configs() -> None:
     from robo_rl.offline.collect import CollectRunConfig
 
     store.store(name="collect_schema", node=CollectRunConfig)
+    store.store(name="record_schema", node=RecordRunConfig)
     for name in AGENTS:  # a preset (rlpd) is the same dataclass with other defaults
         store.store(group="schema/agent", name=name, node=agent_config({"name": name}))
     store.store(group="schema/constraint", name="none", node=NoConstraintConfig)
@@ -253,7 +267,7 @@ def check_train_config(cfg: DictConfig) -> None:
     from robo_rl.agents.constraint import check_constraint_config, constraint_config
 
     problems: list[str] = []
-    for part in ("train", "replay", "task", "hardware", "plasticity", "schedule", "snapshot"):
+    for part in ("train", "replay", "task", "hardware", "plasticity", "schedule", "snapshot", "realtime"):
         if cfg.get(part) is None:
             continue
         try:

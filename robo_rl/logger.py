@@ -99,7 +99,16 @@ class RunLogger:
             ax.plot(steps, mean, marker="o", label="eval return (mean)")
             ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                             alpha=0.25, label="+/- 1 std")
-            ax.legend(loc="lower right")
+            handles, labels = ax.get_legend_handles_labels()
+            success = [(r["step"], r["success_rate"]) for r in rows if "success_rate" in r]
+            if success:  # tasks that report success: the rate on its own axis
+                rate_ax = ax.twinx()
+                rate_ax.plot(*zip(*success), color="tab:green", marker="s", label="eval success rate")
+                rate_ax.set_ylim(-0.05, 1.05)
+                rate_ax.set_ylabel("success rate")
+                more_handles, more_labels = rate_ax.get_legend_handles_labels()
+                handles, labels = handles + more_handles, labels + more_labels
+            ax.legend(handles, labels, loc="lower right")
         ax.set_xlabel("agent steps")
         ax.set_ylabel("episode return")
         ax.set_title(title)

@@ -26,6 +26,7 @@ TEACHER_EPISODES = 7  # S3RL: the teacher's rollout episodes (robo_rl.snapshot)
 SNAPSHOT_STARTS = 8  # S3RL: the snapshot sampler (index 1: its k-means)
 COLLECT_EPISODES = 9  # `robo-rl collect`: the dataset's episode starts
 COLLECT_ACTIONS = 10  # `robo-rl collect`: uniform actions (index 0: reference episodes, 1 + e: episode e)
+ACTING_POLICY = 20    # realtime.enabled: the acting copy's sampling noise (robo_rl.loops.realtime)
 
 
 def stream_seed(run_seed: int, stream: int, index: int = 0) -> int:

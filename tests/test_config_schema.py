@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from robo_rl.cli import config_dir
+from robo_rl.loops.realtime import RealtimeConfig
 from robo_rl.plasticity import PlasticityConfig
 from robo_rl.config_schema import (ConfigError, EvalRunConfig, ReplayConfig, TrainConfig,
                                    TrainRunConfig, check_train_config, compose_train_config)
@@ -28,7 +29,7 @@ def _defaults(cls) -> dict:
 
 
 @pytest.mark.parametrize("section,cls", [("train", TrainConfig), ("replay", ReplayConfig),
-                                         ("plasticity", PlasticityConfig)])
+                                         ("plasticity", PlasticityConfig), ("realtime", RealtimeConfig)])
 def test_config_yaml_sections_equal_the_dataclass_defaults(section, cls):
     assert _yaml("config.yaml")[section] == _defaults(cls)
 

@@ -19,6 +19,7 @@ stream comes from the run seed through robo_rl.seeding, so seeds give independen
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -43,6 +44,8 @@ from robo_rl.plasticity import probe
 from robo_rl.loops.common import (describe_spaces, env_config, evaluate, hardware_config, resolve_device,
                                   set_threads, spaces_mismatch)
 from robo_rl.loops.episodes import EpisodeStartSource, ResetStarts
+from robo_rl.loops.realtime import (ActingCopy, ConcurrentLearner, ControlPacer, EpisodeRate, RealtimeConfig,
+                                    acting_learner_factory, control_period)
 from robo_rl.loops.schedule import UpdateFeedback, UpdateSchedule, make_schedule
 from robo_rl.replay import MixedSource, ReplayBuffer
 from robo_rl.seeding import DEMOS, EXPLORATION, REPLAY, TORCH, eval_seeds, stream_seed
@@ -71,6 +74,12 @@ class TrainResult:
     step_unit: str = "agent steps"
     first_score: float | None = None   # normalised scores (0 random, 100 expert) with a dataset
     last_score: float | None = None
+    first_success: float | None = None  # eval success rates, for tasks that report success
+    last_success: float | None = None
+    best_success: tuple[int, float] | None = None   # (step, rate) of the best evaluation
+    stopped_early: str | None = None    # why the run ended before train.steps (train.stop_success_rate)
+    control_hz: float | None = None     # realtime.enabled: achieved agent steps/s in episodes (mean)
+    updates_per_step: float | None = None  # realtime.enabled: learner updates per agent step achieved
 
     def summary(self) -> str:
         def fmt(x: float | None) -> str:
@@ -83,6 +92,14 @@ class TrainResult:
         if self.last_score is not None:
             lines.append(f"  normalised:  first {fmt(self.first_score)} -> last {fmt(self.last_score)} "
                          f"(0 = random, 100 = expert)")
+        if self.last_success is not None:
+            best = f", best {self.best_success[1]:.2f} at step {self.best_success[0]}" if self.best_success else ""
+            lines.append(f"  success:     first {self.first_success:.2f} -> last {self.last_success:.2f}{best}")
+        if self.stopped_early:
+            lines.append(f"  stopped:     {self.stopped_early}")
+        if self.control_hz is not None:
+            lines.append(f"  real time:   {fmt(self.control_hz)} agent steps/s in episodes, "
+                         f"{self.updates_per_step:.2f} learner updates per agent step")
         if self.learning_env_steps_per_s is not None:
             lines.append(f"  speed:       {fmt(self.learning_env_steps_per_s)} env-steps/s, "
                          f"{fmt(self.learning_updates_per_s)} updates/s while learning")
@@ -188,6 +205,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
     action_rng = np.random.default_rng(stream_seed(cfg.seed, EXPLORATION))
     step, episode, episode_cost = 0, 0, 0.0
     evals: list[tuple[int, float]] = []
+    eval_successes: list[tuple[int, float]] = []   # (step, success rate) for tasks that report success
 
     if payload is not None:
         try:
@@ -225,6 +243,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
             # interrupted episode's again.
             episode += 1
         evals = [tuple(e) for e in payload.get("evals", [])]
+        eval_successes = [tuple(e) for e in payload.get("eval_successes", [])]
     elif cfg.get("init_from"):
         init_learner_from(agent, cfg.init_from, spaces)
     if payload is None and cfg.replay.persist and replay.directory_has_data():
@@ -253,7 +272,8 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
             **({"demo_replay": demos.state_dict()} if demos is not None else {}),
             "episode_starts": episode_starts.state_dict(),
             "action_rng": action_rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            "evals": evals, "spaces": spaces, "config": OmegaConf.to_container(cfg, resolve=True),
+            "evals": evals, "eval_successes": eval_successes, "spaces": spaces,
+            "config": OmegaConf.to_container(cfg, resolve=True),
         }
         if t.keep_every and at_step % t.keep_every == 0:
             # Kept for later use (a "medium" policy for `robo-rl collect`, or picking an early stop);
@@ -265,10 +285,14 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         nonlocal last_video
         want_video = bool(t.video)
         # The same start states at every evaluation (and after a resume): curves compare like with like.
-        result = evaluate(agent, eval_env, t.eval_episodes, record_video=want_video, video_size=t.video_size,
-                          seeds=eval_episode_seeds)
+        # Real time: the acting copy, held still, is the policy the robot runs.
+        with acting.hold() if acting is not None else contextlib.nullcontext():
+            result = evaluate(acting if acting is not None else agent, eval_env, t.eval_episodes,
+                              record_video=want_video, video_size=t.video_size, seeds=eval_episode_seeds)
         evals.append((at_step, result.return_mean))
         metrics = result.metrics()
+        if "success_rate" in metrics:
+            eval_successes.append((at_step, metrics["success_rate"]))
         score = dataset_info.normalized_score(result.return_mean) if dataset_info is not None else None
         if score is not None:
             metrics["normalized_score"] = score
@@ -280,6 +304,8 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
             last_video = write_mp4(video_dir / f"eval_{at_step:08d}.mp4", result.frames,
                                    fps=result.video_fps)
         message = f"eval step {at_step}: return {result.return_mean:.1f} +/- {result.return_std:.1f}"
+        if "success_rate" in metrics:
+            message += f", success {metrics['success_rate']:.2f}"
         log.info(message)
         if bar is not None:
             bar.write(message)
@@ -287,36 +313,69 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
     bar = _progress(t, step)
     # Episodes start lazily at the top of the loop, so a checkpoint taken right after an episode
     # ends holds no half-begun episode and a resumed run starts exactly where an unbroken one would.
-    obs, step_limit, episode_steps, episode_return = None, None, 0, 0.0
+    obs, step_limit, episode_steps, episode_return, episode_success = None, None, 0, 0.0, None
     start_metrics: dict[str, float] = {}
     window_start, window_steps, window_updates = time.perf_counter(), 0, 0
     metrics: dict[str, float] = {}
     probe_every = int(cfg.plasticity.every) if cfg.get("plasticity") is not None else 0
+
+    def probe_metrics(batch) -> dict[str, float]:
+        # On the learner's own last minibatch: probing draws no sample and moves no RNG.
+        return probe(agent, batch, cfg.plasticity.dormant_threshold, cfg.plasticity.dormant_after_activation).metrics()
+
+    # Real time (realtime.enabled): the control thread acts with an acting copy and keeps the
+    # control rate; a learner thread updates concurrently (robo_rl.loops.realtime).
+    realtime = realtime_config(cfg)
+    acting: ActingCopy | None = None
+    learner: ConcurrentLearner | None = None
+    pacer: ControlPacer | None = None
+    data_lock = contextlib.nullcontext()
+    if realtime is not None:
+        acting = ActingCopy(agent, acting_learner_factory(make_agent, cfg.agent, env, device, constraint, cfg.seed))
+        period = control_period(realtime, env)
+        pacer = ControlPacer(period) if period is not None else None
+    policy = acting if acting is not None else agent
+    episode_rate, updates_at_episode_start, rates = EpisodeRate(), 0, []
+    due_eval = due_checkpoint = False   # real time: evaluations and checkpoints wait for the episode's end
+    stop_reason = success_stop(eval_successes, t)
     # Steady-state speed: time spent in act/step/store/update after the seed steps only.
     learn_time, learn_steps, learn_updates = 0.0, 0, 0
     stop = _StopRequests().install()
     try:
+        if realtime is not None:
+            learner = ConcurrentLearner(agent, batch_source, replay, schedule, acting, realtime, cfg.agent.batch_size,
+                                        probe_every, probe_metrics)
+            data_lock = learner.data_lock
         if step == 0:
             run_eval(0)
             save(0)  # a crash from here on always has a checkpoint to resume from
-        while step < t.steps:
+            stop_reason = success_stop(eval_successes, t)
+        while step < t.steps and stop_reason is None:
             stop.check()
             tick = time.perf_counter()
             if obs is None:
                 begin = episode_starts.start(env, episode, step)
                 obs, step_limit, episode_steps, episode_return = begin.obs, begin.step_limit, 0, 0.0
+                episode_success = None
                 start_metrics = begin.metrics
-                replay.reset(obs)
+                with data_lock:
+                    replay.reset(obs)
+                if pacer is not None:
+                    pacer.restart()
+                episode_rate = EpisodeRate()
+                updates_at_episode_start = learner.updates if learner is not None else 0
             if step < t.seed_steps:
                 action = action_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
             else:
-                action = agent.act(obs, step=step, eval_mode=False)
+                action = policy.act(obs, step=step, eval_mode=False)
             if not np.all(np.isfinite(action)):
                 raise NonFiniteError(f"step {step}: the agent produced a non-finite action {action}")
             next_obs, reward, terminated, truncated, info = env.step(action)
             _check_finite(step, next_obs, reward)
             episode_steps += 1
             episode_return += float(reward)
+            if "success" in info:
+                episode_success = bool(episode_success) or bool(info["success"])
             if step_limit is not None and episode_steps >= step_limit and not terminated:
                 truncated = True  # the episode-start source's limit (e.g. S3RL's truncate_steps)
             cost = None
@@ -326,22 +385,30 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                                    f"task {cfg.task.name} does not report it (info keys: {sorted(info)}); "
                                    f"use a task with a cost (arm/*) or constraint=none")
                 cost = float(info[constraint.cost_key])
-            replay.add(action, reward, next_obs, terminated, truncated, cost=cost)
+            with data_lock:
+                replay.add(action, reward, next_obs, terminated, truncated, cost=cost)
             episode_cost += cost if cost is not None else float(info.get("cost", math.nan))  # nan: no cost
             obs = next_obs
 
-            updates = 0
-            for _ in range(schedule.updates_at(step)):
-                if len(replay) >= cfg.agent.batch_size:
-                    metrics = agent.update(batch_source, step)
-                    updates += 1
-            if updates:
-                schedule.observe(UpdateFeedback(step, updates, metrics, agent, batch_source))
-            if probe_every and (step + 1) % probe_every == 0 and getattr(agent, "last_batch", None) is not None:
-                # On the learner's own last minibatch: probing draws no sample and moves no RNG.
-                logger.log("plasticity", step + 1, probe(
-                    agent, agent.last_batch, cfg.plasticity.dormant_threshold,
-                    cfg.plasticity.dormant_after_activation).metrics())
+            if learner is None:
+                updates = 0
+                for _ in range(schedule.updates_at(step)):
+                    if len(replay) >= cfg.agent.batch_size:
+                        metrics = agent.update(batch_source, step)
+                        updates += 1
+                if updates:
+                    schedule.observe(UpdateFeedback(step, updates, metrics, agent, batch_source))
+                if probe_every and (step + 1) % probe_every == 0 and getattr(agent, "last_batch", None) is not None:
+                    logger.log("plasticity", step + 1, probe_metrics(agent.last_batch))
+            else:
+                with learner.schedule_lock:
+                    granted = schedule.updates_at(step)
+                learner.grant(step, granted)
+                learner.check()
+                if pacer is not None:
+                    pacer.wait()
+                updates = 0   # counted per episode from the learner's own counter
+            episode_rate.tick()
             if step >= t.seed_steps:
                 learn_time += time.perf_counter() - tick
                 learn_steps += 1
@@ -352,24 +419,55 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
 
             if terminated or truncated:
                 episode += 1
-                note = schedule.end_episode(episode)
+                realtime_metrics: dict[str, float] = {}
+                if learner is not None:
+                    metrics = learner.metrics
+                    episode_updates = learner.updates - updates_at_episode_start
+                    learn_updates += episode_updates
+                    window_updates += episode_updates
+                    rates.append((episode_rate.hz(), episode_updates, episode_steps))
+                    realtime_metrics = {"control_hz": episode_rate.hz(), "updates_per_step": episode_updates / episode_steps,
+                                        "late_steps": float(pacer.late_steps if pacer is not None else
+                                                            getattr(env.backend, "late_steps", 0)),
+                                        "dropped_updates": float(learner.dropped_updates())}
+                    for probe_step, probe_row in learner.probes:
+                        logger.log("plasticity", probe_step + 1, probe_row)
+                    learner.probes.clear()
+                with learner.schedule_lock if learner is not None else contextlib.nullcontext():
+                    note = schedule.end_episode(episode)
+                    schedule_metrics = schedule.metrics()
                 logger.log("train", step, {"episode": episode, "episode_return": episode_return,
                                            "episode_length": episode_steps,
-                                           "episode_cost": episode_cost, **metrics, **schedule.metrics(),
-                                           **start_metrics})
+                                           **({"success": float(episode_success)} if episode_success is not None else {}),
+                                           "episode_cost": episode_cost, **metrics, **schedule_metrics,
+                                           **realtime_metrics, **start_metrics})
                 if note:
                     log.info(note)
                     if bar is not None:
                         bar.write(note)
                 obs, episode_cost = None, 0.0
 
-            if step % t.eval_every == 0:
-                run_eval(step)
-                if robot_env and obs is not None:  # the arm moved on: the episode was cut
-                    episode += 1
-                    obs, episode_cost = None, 0.0
-            if step % t.checkpoint_every == 0:
-                save(step)
+            if learner is None:
+                if step % t.eval_every == 0:
+                    run_eval(step)
+                    stop_reason = success_stop(eval_successes, t)
+                    if robot_env and obs is not None:  # the arm moved on: the episode was cut
+                        episode += 1
+                        obs, episode_cost = None, 0.0
+                if step % t.checkpoint_every == 0:
+                    save(step)
+            else:
+                # Between episodes the arm waits for the next reset: evaluate and checkpoint there.
+                due_eval = due_eval or step % t.eval_every == 0
+                due_checkpoint = due_checkpoint or step % t.checkpoint_every == 0
+                if obs is None and due_eval:
+                    run_eval(step)
+                    stop_reason = success_stop(eval_successes, t)
+                    due_eval = False
+                if obs is None and due_checkpoint:
+                    with learner.paused():
+                        save(step)
+                    due_checkpoint = False
             if bar is not None and (step % t.log_every == 0 or step == t.steps):
                 elapsed = time.perf_counter() - window_start
                 bar.set_postfix(env_sps=f"{window_steps * cfg.task.action_repeat / elapsed:.0f}",
@@ -377,16 +475,27 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                                 eval=f"{evals[-1][1]:.1f}" if evals else "-", refresh=False)
                 bar.update(window_steps)
                 window_start, window_steps, window_updates = time.perf_counter(), 0, 0
+        if learner is not None:
+            learner.close()   # no update after the final evaluation and checkpoint
+            learner.check()
+        if stop_reason is not None:
+            log.info("stopping at step %d: %s", step, stop_reason)
+            if bar is not None:
+                bar.write(f"stopping at step {step}: {stop_reason}")
         if not evals or evals[-1][0] != step:
             run_eval(step)
         final_ckpt = save(step)
     except KeyboardInterrupt:
         # A lab stopping a session by hand keeps everything: checkpoint + replay up to this step.
         log.warning("interrupted at step %d: saving checkpoint and replay", step)
+        if learner is not None:
+            learner.close()
         save(step)
         raise
     except BaseException:
         # NaN, a simulator crash, CUDA OOM...: keep every transition collected so far.
+        if learner is not None:
+            learner.close()
         try:
             replay.flush()
         except Exception:
@@ -394,6 +503,8 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         raise
     finally:
         stop.uninstall()
+        if learner is not None:
+            learner.close()
         if bar is not None:
             bar.close()
         logger.close()
@@ -402,12 +513,44 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
             eval_env.close()
         detach_file_log()
 
-    return TrainResult(run_dir=run_dir, steps=step, first_eval=evals[0][1] if evals else None,
-                       last_eval=evals[-1][1] if evals else None, checkpoint=final_ckpt, video=last_video,
-                       evals=evals,
-                       learning_env_steps_per_s=(learn_steps * cfg.task.action_repeat / learn_time)
-                       if learn_time > 0 else None,
-                       learning_updates_per_s=learn_updates / learn_time if learn_time > 0 else None)
+    result = TrainResult(run_dir=run_dir, steps=step, first_eval=evals[0][1] if evals else None,
+                         last_eval=evals[-1][1] if evals else None, checkpoint=final_ckpt, video=last_video,
+                         evals=evals,
+                         learning_env_steps_per_s=(learn_steps * cfg.task.action_repeat / learn_time)
+                         if learn_time > 0 else None,
+                         learning_updates_per_s=learn_updates / learn_time if learn_time > 0 else None,
+                         stopped_early=stop_reason)
+    if eval_successes:
+        result.first_success, result.last_success = eval_successes[0][1], eval_successes[-1][1]
+        result.best_success = max(eval_successes, key=lambda e: (e[1], -e[0]))
+    measured = [(hz, updates, steps) for hz, updates, steps in rates if math.isfinite(hz)]
+    if measured:
+        result.control_hz = float(np.mean([hz for hz, _, _ in measured]))
+        result.updates_per_step = sum(u for _, u, _ in measured) / sum(n for _, _, n in measured)
+    return result
+
+
+def realtime_config(cfg: DictConfig) -> RealtimeConfig | None:
+    """The run's RealtimeConfig when realtime.enabled, else None."""
+    node = cfg.get("realtime")
+    if node is None or not node.get("enabled", False):
+        return None
+    values = OmegaConf.to_object(node) if isinstance(node, DictConfig) else node
+    return values if isinstance(values, RealtimeConfig) else RealtimeConfig(**values)
+
+
+def success_stop(eval_successes: list[tuple[int, float]], t: DictConfig) -> str | None:
+    """Why the run stops on success (train.stop_success_rate reached by the last
+    train.stop_success_evals evaluations in a row), or None."""
+    threshold = t.get("stop_success_rate")
+    needed = int(t.get("stop_success_evals", 1))
+    if threshold is None or len(eval_successes) < needed:
+        return None
+    last = eval_successes[-needed:]
+    if all(rate >= threshold for _, rate in last):
+        return (f"eval success rate >= {threshold:g} in the last {needed} evaluation(s) "
+                f"({', '.join(f'{rate:.2f} at step {at}' for at, rate in last)}; train.stop_success_rate)")
+    return None
 
 
 def init_learner_from(agent, path: str, spaces: dict) -> list[str]:
