@@ -5,6 +5,7 @@
     robo-rl train -m seed=0,1,2 hydra/launcher=joblib
     robo-rl eval checkpoint=runs/x/checkpoints/latest.pt episodes=10 video=true
     robo-rl collect task=gym/Hopper-v5 policy=runs/x/checkpoints/latest.pt kind=expert reference.expert=... out=data/h
+    robo-rl record task=arm/reach source=scripted|keyboard|spacemouse|ros episodes=10 out=demos/reach [hardware=twin]
     robo-rl train mode=offline agent=a2pr task=gym/Hopper-v5 dataset=data/h train.steps=100000
     robo-rl dataset info data/h | concat A B --out C --kind medium-expert | export-minari | import-minari
     robo-rl train task=arm/reach hardware=twin       # through ROS 2 nodes (pip install 'robo_rl[ros]')
@@ -171,7 +172,15 @@ def _collect(cfg: DictConfig) -> None:
                                                           f"in {cfg.out}. Continue with the same command."))
 
 
-COMMANDS = {"train": ("config", _train), "eval": ("eval", _eval), "collect": ("collect", _collect)}
+def _record(cfg: DictConfig) -> None:
+    from robo_rl.record import run_record
+
+    print(_run_reporting_errors(lambda: run_record(cfg), f"the episodes recorded so far are kept "
+                                                         f"in {cfg.out}. Continue with the same command."))
+
+
+COMMANDS = {"train": ("config", _train), "eval": ("eval", _eval), "collect": ("collect", _collect),
+            "record": ("record", _record)}
 PLAIN_COMMANDS = ("ros", "dataset")  # plain arguments, no Hydra
 
 
