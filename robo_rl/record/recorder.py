@@ -232,7 +232,7 @@ def _teleop(cfg: RecordRunConfig, env, keys: KeyReader | None, motion: MotionDev
 
             motion = open_spacemouse(cfg.spacemouse)
         else:
-            from robo_rl.record.ros_teleop import RosTeleop
+            from robo_rl.hardware.teleop import RosTeleop
 
             domain = cfg.ros.domain_id
             if domain is None:
