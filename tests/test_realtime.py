@@ -15,7 +15,6 @@ from conftest import REPO, compose_train_cfg, run_cli
 from robo_rl.checkpoint import load_checkpoint
 from robo_rl.loops import online
 from robo_rl.loops.online import success_stop
-from robo_rl.loops.realtime import ControlPacer
 from robo_rl.replay import ReplayBuffer
 
 RATE_HZ = 20.0
@@ -70,20 +69,9 @@ def test_realtime_loop_keeps_the_control_rate_while_updates_run(tmp_path, monkey
     assert updates >= 0.5 * (200 - 40)
     rows = _rows(tmp_path / "rt/train.csv")
     assert rows and all("control_hz" in row and "updates_per_step" in row for row in rows)
-    assert sum(row["updates_per_step"] * row["episode_length"] for row in rows) == pytest.approx(updates, abs=2)
-
-
-def test_control_pacer_keeps_a_fixed_grid_and_counts_late_steps():
-    pacer = ControlPacer(0.01)
-    pacer.restart()
-    start = time.perf_counter()
-    for _ in range(10):
-        pacer.wait()
-    assert time.perf_counter() - start == pytest.approx(0.1, abs=0.01)
-    assert pacer.late_steps == 0
-    time.sleep(0.03)   # a step that overran its period
-    pacer.wait()
-    assert pacer.late_steps == 1
+    # The per-episode counts add up to the learner's own, less the few still running after the last row.
+    logged = sum(row["updates_per_step"] * row["episode_length"] for row in rows)
+    assert updates - 5 <= logged <= updates
 
 
 def _start(run_dir, *overrides):

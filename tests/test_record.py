@@ -25,7 +25,8 @@ from robo_rl.record import RecordError, RecordRunConfig, TeleopError, compose_re
 from robo_rl.record import recorder as recorder_module
 from robo_rl.record.ros_teleop import RosTeleopConfig, joy_to_six_dof, twist_to_six_dof
 from robo_rl.record.spacemouse import SpaceMouse, SpaceMouseConfig, open_spacemouse, parse_report
-from robo_rl.record.teleop import ActionLayout, KeyboardConfig, KeyboardTeleop, Pacer, TerminalKeys, episode_event
+from robo_rl.loops.realtime import ControlPacer
+from robo_rl.record.teleop import ActionLayout, KeyboardConfig, KeyboardTeleop, TerminalKeys, episode_event
 from robo_rl.replay import ReplayBuffer
 from robo_rl.seeding import EVAL_EPISODES, TRAIN_EPISODES, episode_seed
 from tests.conftest import run_cli
@@ -260,7 +261,7 @@ def test_terminal_keys_read_a_pseudo_terminal_in_cbreak_mode():
 
 def test_pacer_steps_on_a_fixed_grid():
     now, slept = [10.0], []
-    pacer = Pacer(0.1, clock=lambda: now[0], sleep=slept.append)
+    pacer = ControlPacer(0.1, clock=lambda: now[0], sleep=slept.append)
     pacer.wait()            # starts the grid at 10.0
     now[0] = 10.03
     pacer.wait()            # next point 10.1

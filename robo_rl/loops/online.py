@@ -361,9 +361,11 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                 with data_lock:
                     replay.reset(obs)
                 if pacer is not None:
-                    pacer.restart()
+                    pacer.restart()   # the reset took its own time: a new grid
                 episode_rate = EpisodeRate()
                 updates_at_episode_start = learner.updates if learner is not None else 0
+            if pacer is not None:
+                pacer.wait()   # the next tick of the control grid
             if step < t.seed_steps:
                 action = action_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
             else:
@@ -405,8 +407,6 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                     granted = schedule.updates_at(step)
                 learner.grant(step, granted)
                 learner.check()
-                if pacer is not None:
-                    pacer.wait()
                 updates = 0   # counted per episode from the learner's own counter
             episode_rate.tick()
             if step >= t.seed_steps:

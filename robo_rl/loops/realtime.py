@@ -81,28 +81,33 @@ def control_period(cfg: RealtimeConfig, env: Any) -> float | None:
 
 
 class ControlPacer:
-    """Ends each agent step on a fixed wall-clock grid (period ``period`` s), as a robot's
-    control loop does; a late step moves the grid instead of rushing the next ones."""
+    """Steps on a fixed wall-clock grid of ``period`` seconds, as a robot's control loop does:
+    wait() (called before each step) returns at the next grid point; a late caller (a slow
+    render, a descheduled process) restarts the grid instead of rushing to catch up, and is
+    counted in ``late_steps``. Shared by the real-time loop and `robo-rl record`'s teleop."""
 
-    def __init__(self, period: float):
-        self.period = float(period)
+    def __init__(self, period: float, clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.period, self.clock, self.sleep = float(period), clock, sleep
         self.deadline: float | None = None
         self.late_steps = 0
 
-    def restart(self) -> None:
-        """A new episode starts the grid at now (resets take their own time)."""
-        self.deadline = time.perf_counter()
-
     def wait(self) -> None:
+        now = self.clock()
         if self.deadline is None:
-            self.restart()
+            self.deadline = now
+            return
         self.deadline += self.period
-        remaining = self.deadline - time.perf_counter()
-        if remaining > 0:
-            time.sleep(remaining)
-        else:
+        late = now - self.deadline
+        if late > 0:
             self.late_steps += 1
-            self.deadline = time.perf_counter()
+            self.deadline = now
+        else:
+            self.sleep(-late)
+
+    def restart(self) -> None:
+        """The next wait() starts a new grid (between episodes: the reset takes its own time)."""
+        self.deadline = None
 
 
 class EpisodeRate:

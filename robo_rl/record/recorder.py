@@ -41,10 +41,11 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from robo_rl.atomic import write_atomically
 from robo_rl.envs.config import EnvConfig
 from robo_rl.hardware.config import RobotEnvConfig
+from robo_rl.loops.realtime import ControlPacer
 from robo_rl.record.ros_teleop import RosTeleopConfig
 from robo_rl.record.spacemouse import SpaceMouseConfig
 from robo_rl.record.teleop import (DISCARD, END, QUIT, ActionLayout, DeviceTeleop, KeyboardConfig, KeyboardTeleop,
-                                   KeyReader, MotionDevice, Pacer, TeleopError)
+                                   KeyReader, MotionDevice, TeleopError)
 from robo_rl.replay.storage import ReplayDataError
 from robo_rl.seeding import DEMOS, episode_seed
 
@@ -270,7 +271,7 @@ def record(cfg: RecordRunConfig, keys: KeyReader | None = None, motion: MotionDe
             act = _teleop_act(teleop)
             period = env.backend.control_timestep * env_cfg.action_repeat
             # The ROS env client waits for the policy period itself; a simulation is paced here.
-            pacer = Pacer(period) if cfg.pace and cfg.hardware is None else None
+            pacer = ControlPacer(period) if cfg.pace and cfg.hardware is None else None
         info = existing or DemoInfo(task=cfg.task.name, settings=settings)
         buffer = ReplayBuffer(env.observation_space, env.action_space, capacity=RING_CHUNKS * cfg.chunk_size + 1,
                               frame_stack=env_cfg.frame_stack, directory=out, chunk_size=cfg.chunk_size)
@@ -361,7 +362,7 @@ def _reconcile(out: Path, buffer, info: DemoInfo) -> None:
           file=sys.stderr, flush=True)
 
 
-def _run_attempt(env, act: Act, seed: int, pacer: Pacer | None) -> Attempt:
+def _run_attempt(env, act: Act, seed: int, pacer: ControlPacer | None) -> Attempt:
     obs, _ = env.reset(seed=seed)
     attempt = Attempt(first_obs=obs)
     if pacer is not None:
@@ -388,7 +389,7 @@ def _run_attempt(env, act: Act, seed: int, pacer: Pacer | None) -> Attempt:
             return attempt
 
 
-def _record_episodes(cfg: RecordRunConfig, env, act: Act, teleop, pacer: Pacer | None, buffer, info: DemoInfo,
+def _record_episodes(cfg: RecordRunConfig, env, act: Act, teleop, pacer: ControlPacer | None, buffer, info: DemoInfo,
                      out: Path) -> None:
     from tqdm import tqdm
 

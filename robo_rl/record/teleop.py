@@ -1,4 +1,4 @@
-"""Teleoperation pieces of `robo-rl record`: an arm task's action layout, the fixed-rate pacer,
+"""Teleoperation pieces of `robo-rl record`: an arm task's action layout,
 terminal keys (cbreak mode, non-blocking), the keyboard source, and the wrapper that turns any
 6-DoF motion device (SpaceMouse, ROS 2 topic) plus the terminal's episode keys into commands.
 
@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import select
 import sys
-import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -90,34 +89,6 @@ class ActionLayout:
         if self.gripper is not None:
             action[self.gripper] = gripper
         return np.clip(action, -1.0, 1.0)
-
-
-class Pacer:
-    """Steps on a fixed grid of ``period`` seconds: wait() returns at the next grid point; a late
-    caller (a slow render, a descheduled process) restarts the grid instead of rushing to catch up."""
-
-    def __init__(self, period: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.period, self.clock, self.sleep = float(period), clock, sleep
-        self.deadline: float | None = None
-        self.late_steps = 0
-
-    def wait(self) -> None:
-        now = self.clock()
-        if self.deadline is None:
-            self.deadline = now
-            return
-        self.deadline += self.period
-        late = now - self.deadline
-        if late > 0:
-            self.late_steps += 1
-            self.deadline = now
-        else:
-            self.sleep(-late)
-
-    def restart(self) -> None:
-        """The next wait() starts a new grid (between episodes: the reset takes its own time)."""
-        self.deadline = None
 
 
 class KeyReader(Protocol):
