@@ -83,6 +83,7 @@ class ArmTaskConfig:
     image_size: int = 84                # square renders, pixels
     force_obs_scale: float = 10.0       # N per observation unit (F/T force)
     torque_obs_scale: float = 1.0       # N m per observation unit (F/T torque)
+    goal_obs_scale: float = 1.0         # m per observation unit of the task's goal-relative vectors
     workspace_low: tuple[float, float, float] = (0.3, -0.25, 0.02)   # TCP box, world, metres
     workspace_high: tuple[float, float, float] = (0.7, 0.25, 0.35)
     ik_iterations: int = 100            # damped least squares iterations at reset
@@ -259,7 +260,7 @@ class ArmTask(gym.Env):
         return float(np.linalg.norm(self.goal - self.data.site_xpos[self.tcp_site]))
 
     def _task_obs(self) -> np.ndarray:
-        return self.goal - self.data.site_xpos[self.tcp_site]
+        return (self.goal - self.data.site_xpos[self.tcp_site]) / self.config.goal_obs_scale
 
     def _step_info_extra(self) -> dict:
         """Task quantities the reward terms read from info (besides goal_distance)."""

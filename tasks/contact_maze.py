@@ -97,7 +97,8 @@ class ContactMaze(ArmTask):
 
     def _task_obs(self):
         s, _ = self._tcp_progress()
-        return np.array([*(self.goal - self.data.site_xpos[self.tcp_site]), s / self.total_length])
+        to_goal = (self.goal - self.data.site_xpos[self.tcp_site]) / self.config.goal_obs_scale
+        return np.array([*to_goal, s / self.total_length])
 
     def scripted_action(self):
         """Follow the centre line, aiming a little ahead of the closest point."""

@@ -82,7 +82,7 @@ class Push(ArmTask):
 
     def _task_obs(self):
         return np.concatenate([self.block_pos - self.data.site_xpos[self.tcp_site],
-                               self.goal - self.block_pos])
+                               self.goal - self.block_pos]) / self.config.goal_obs_scale
 
     def _step_info_extra(self):
         return {"reach_distance": float(np.linalg.norm(self.block_pos - self.tcp_pos))}
