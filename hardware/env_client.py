@@ -42,7 +42,7 @@ from robo_rl.envs.arm import PREFIX, ArmBackend
 from robo_rl.envs.config import EnvConfig
 
 from .config import RobotEnvConfig
-from .ros import (LOOPBACK_DISCOVERY, JointStateReader, Rejected, command_qos,
+from .ros import (LOOPBACK_DISCOVERY, JointStateReader, Rejected, close_node, command_qos,
                   import_rclpy, pose_message, read_wrench, sensor_qos, spin)
 
 log = logging.getLogger(__name__)
@@ -219,13 +219,7 @@ class RobotLink:
 
     def close(self) -> None:
         self.stop_streaming()
-        try:
-            self.executor.shutdown(timeout_sec=1.0)
-            self.node.destroy_node()
-        finally:
-            if self.context.ok():
-                self.context.try_shutdown()
-        self.thread.join(timeout=2.0)
+        close_node(self.executor, self.node, self.context, self.thread)
 
 
 class RosArmBackend(ArmBackend):

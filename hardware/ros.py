@@ -217,6 +217,18 @@ def spin(executor, context) -> None:
         executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
 
 
+def close_node(executor, node, context, spin_thread) -> None:
+    """Tear down a node that runs in its own context, spun by ``spin_thread``: executor, node,
+    then the context (which ends the spin loop), then the thread."""
+    try:
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+    finally:
+        if context.ok():
+            context.try_shutdown()
+    spin_thread.join(timeout=2.0)
+
+
 def run_node(make_node, argv: Sequence[str] | None = None) -> int:
     """rclpy.init, spin the node until Ctrl-C / SIGTERM, shut down cleanly -> exit code.
     A ValueError/RuntimeError from building the node (bad parameters) is one logged line."""

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from robo_rl.hardware.ros import close_node
 from robo_rl.record.ros_teleop import RosTeleopConfig, joy_to_six_dof, twist_to_six_dof
 from robo_rl.record.teleop import SIX_DOF, TeleopError
 
@@ -103,10 +104,4 @@ class RosTeleop:
         return six, None
 
     def close(self) -> None:
-        try:
-            self.executor.shutdown(timeout_sec=1.0)
-            self.node.destroy_node()
-        finally:
-            if self.context.ok():
-                self.context.try_shutdown()
-        self.thread.join(timeout=2.0)
+        close_node(self.executor, self.node, self.context, self.thread)

@@ -45,3 +45,13 @@ def _torch_threads():
 
     torch.set_num_threads(1)
     yield
+
+
+def episodes_equal(a, b) -> None:
+    """Two lists of episodes (robo_rl.offline.dataset.read_episodes) hold the same data, exactly."""
+    import numpy as np
+
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for name in ("observations", "actions", "rewards", "terminations", "truncations"):
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name))

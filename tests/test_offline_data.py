@@ -18,7 +18,7 @@ from robo_rl.offline.dataset import (DatasetError, DatasetInfo, concatenate, ope
                                      read_slots, validate_dataset, write_dataset)
 from robo_rl.replay.storage import list_chunks, read_chunk, spec_to_space, write_chunk
 from robo_rl.seeding import COLLECT_EPISODES, episode_seed
-from tests.conftest import compose_train_cfg, run_cli, tree_snapshot
+from tests.conftest import compose_train_cfg, episodes_equal, run_cli, tree_snapshot
 
 TASK = "gym/InvertedPendulum-v5"  # fast, state, 1000-step limit; random episodes last ~5-20 steps
 
@@ -31,13 +31,6 @@ def collect_cfg(out, *extra):
 
 def task_env():
     return make_env(env_config(compose_train_cfg([f"task={TASK}"]).task, 0), seed=0)
-
-
-def episodes_equal(a, b) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        for name in ("observations", "actions", "rewards", "terminations", "truncations"):
-            np.testing.assert_array_equal(getattr(x, name), getattr(y, name))
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from robo_rl.loops.realtime import ControlPacer
 from robo_rl.record.teleop import ActionLayout, KeyboardConfig, KeyboardTeleop, TerminalKeys, episode_event
 from robo_rl.replay import ReplayBuffer
 from robo_rl.seeding import EVAL_EPISODES, TRAIN_EPISODES, episode_seed
-from tests.conftest import run_cli
+from tests.conftest import episodes_equal, run_cli
 
 TASK = "arm/reach"
 SHORT = "task.max_episode_steps=7"  # scripted reach needs 4-15 steps: attempts 2, 5, 7, 8 fail at this limit
@@ -45,13 +45,6 @@ def facts(info, drop=("recorded_at",)):
 
 def file_bytes(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def episodes_equal(a, b) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        for name in ("observations", "actions", "rewards", "terminations", "truncations"):
-            np.testing.assert_array_equal(getattr(x, name), getattr(y, name))
 
 
 @pytest.fixture(scope="module")
