@@ -150,3 +150,36 @@ def test_realtime_settings_are_range_checked(tmp_path):
     assert "realtime.control_hz must be > 0" in proc.stderr and "train.stop_success_rate must be in (0, 1]" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())   # nothing written
+
+
+@pytest.mark.parametrize("agent", ["sac", "drm"])
+def test_acting_copy_acts_like_the_learner_after_a_push_and_holds_still_in_evaluation(agent):
+    import torch
+
+    from robo_rl.agents import make_agent
+    from robo_rl.envs import make_env
+    from robo_rl.loops.common import env_config
+    from robo_rl.loops.realtime import ActingCopy, acting_learner_factory
+
+    cfg = compose_train_cfg([f"agent={agent}", "agent.hidden_dims=[32,32]", "task=dmc/cartpole_swingup"])
+    env = make_env(env_config(cfg.task, 0), seed=0)
+    learner = make_agent(cfg.agent, env.observation_space, env.action_space, torch.device("cpu"))
+    acting = ActingCopy(learner, acting_learner_factory(make_agent, cfg.agent, env, torch.device("cpu"), None, 0))
+    obs = np.stack([env.observation_space.sample() for _ in range(8)]).astype(np.float32)
+    np.testing.assert_array_equal(acting.act(obs, step=0, eval_mode=True), learner.act(obs, step=0, eval_mode=True))
+
+    with torch.no_grad():   # the learner moves on (as an update would)
+        for p in learner.actor.parameters():
+            p.add_(0.1)
+    if agent == "drm":
+        learner.awaken_step, learner.dormant_ratio = 123, 0.4
+    moved = learner.act(obs, step=0, eval_mode=True)
+    assert not np.allclose(acting.act(obs, step=0, eval_mode=True), moved)
+    with acting.hold():
+        acting.push(learner)            # an evaluation holds the policy still
+        assert not np.allclose(acting.act(obs, step=0, eval_mode=True), moved)
+    acting.push(learner)
+    np.testing.assert_array_equal(acting.act(obs, step=0, eval_mode=True), moved)
+    if agent == "drm":   # the acting schedule follows the learner's (its exploration noise)
+        assert acting.policy.exploration_std(500) == learner.exploration_std(500)
+    env.close()

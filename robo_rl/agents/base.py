@@ -137,6 +137,9 @@ class LearnerBase:
 
     cfg: ActorCriticConfig
     generator: torch.Generator
+    # What act() reads: the real-time loop copies these networks (and extra_state()) into the
+    # policy that acts while this learner updates (robo_rl.loops.realtime.ActingCopy).
+    acting_networks: tuple[str, ...] = ("encoder", "actor")
 
     def obs_to_tensor(self, obs):
         """numpy (dict) observation -> tensors on device with a batch dim; also says whether

@@ -134,12 +134,13 @@ class EpisodeRate:
 
 class ActingCopy:
     """The policy the control thread acts with: a second learner of the same config whose acting
-    networks (``learner.acting_networks``) the learner thread overwrites under a lock, so acting
-    never waits for an update and never sees a half-written parameter tensor."""
+    networks (``learner.acting_networks``) and acting state (``extra_state()``) the learner thread
+    overwrites under a lock, so acting never waits for an update and never sees a half-written
+    parameter tensor."""
 
     def __init__(self, learner: Any, make_learner: Callable[[], Any]):
         self.policy = make_learner()
-        self.names = tuple(getattr(learner, "acting_networks", ("encoder", "actor")))
+        self.names = tuple(learner.acting_networks)
         missing = [name for name in self.names if name not in learner.networks()]
         if missing:
             raise ValueError(f"realtime: agent={learner.cfg.name} has no networks {missing} to act with")
@@ -156,6 +157,8 @@ class ActingCopy:
             for name in self.names:
                 for mine, theirs in zip(target[name].state_dict().values(), source[name].state_dict().values()):
                     mine.copy_(theirs)
+            # acting schedules beyond the weights (DrM: the dormant ratio and awaken step set its noise)
+            self.policy.load_extra_state(learner.extra_state())
         self.pushes += 1
 
     def act(self, obs, step: int | None = None, eval_mode: bool = False):
