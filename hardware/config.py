@@ -31,6 +31,10 @@ class TopicNames:
     estop: str = "/cartesian_impedance_controller/estop"
     recover: str = "/cartesian_impedance_controller/recover"
     action: str = "/policy/action"                              # Float32MultiArray, policy node
+    # geometry_msgs/PoseArray, from the env client at each reset: where the task's fixtures (its
+    # MuJoCo mocap bodies, e.g. peg_insert's hole) stand this episode. The twin moves its own; on a
+    # real arm they are placed there (or bolted where the task's options fix them).
+    scene: str = "/robo_rl/scene"
 
 
 @dataclass

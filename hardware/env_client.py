@@ -43,13 +43,15 @@ from robo_rl.envs.config import EnvConfig
 
 from .config import RobotEnvConfig
 from .ros import (LOOPBACK_DISCOVERY, JointStateReader, Rejected, close_node, command_qos,
-                  import_rclpy, pose_message, read_wrench, sensor_qos, spin)
+                  import_rclpy, latched_qos, pose_message, read_wrench, scene_message, sensor_qos, spin)
 
 log = logging.getLogger(__name__)
 
-# Tasks whose state the client can observe from joint states and the F/T sensor alone (the goal
-# is the client's own); push/peg/maze need object poses from a tracker, not built yet.
-SUPPORTED_TASKS = ("reach",)
+# Tasks whose state the client can observe from joint states and the F/T sensor alone: the goal
+# is the client's own, and a fixture (peg_insert's hole) is put where the client says on the scene
+# topic at each reset. push (a free block) needs object poses from a tracker, not built yet;
+# contact_maze's reset would need a path out of and back into the maze's slot.
+SUPPORTED_TASKS = ("reach", "peg_insert")
 RESET_STREAM_HZ = 50.0        # equilibrium messages per second while moving to a start pose
 SETTLED_SPEED = 0.01          # m/s: below this TCP speed the arm counts as settled
 STATUS_WAIT_S = 0.2           # how long a recover call waits for the next status sample
@@ -82,7 +84,7 @@ class RobotLink:
 
         rclpy = import_rclpy()
         from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import PoseStamped, WrenchStamped
+        from geometry_msgs.msg import PoseArray, PoseStamped, WrenchStamped
         from sensor_msgs.msg import Image, JointState
         from std_msgs.msg import Float32MultiArray, Float64MultiArray
         from std_srvs.srv import Trigger
@@ -117,6 +119,8 @@ class RobotLink:
         self.estop_client = n.create_client(Trigger, topics.estop)
         n.create_timer(1.0 / hw.stream_hz, self._keep_alive)
         self.action_pub = n.create_publisher(Float32MultiArray, topics.action, command_qos(10))
+        self._scene_type = PoseArray
+        self.scene_pub = n.create_publisher(PoseArray, topics.scene, latched_qos())
         self._create_entities(n)
         # rclpy's SingleThreadedExecutor here, not the nodes' EventsExecutor: in the learner's
         # (or the tests') process beside other clients the EventsExecutor aborted the process
@@ -196,6 +200,12 @@ class RobotLink:
         self.pose_pub.publish(msg)
         if stiffness is not None:
             self.stiffness_pub.publish(self._stiffness_type(data=stiffness.tolist()))
+
+    def publish_scene(self, positions, quats) -> None:
+        """Where the task's fixtures stand this episode (latched: a twin that starts later gets it)."""
+        msg = scene_message(self._scene_type(), self.hw.base_frame, self.node.get_clock().now().nanoseconds,
+                            positions, quats)
+        self.scene_pub.publish(msg)
 
     def stop_streaming(self) -> None:
         with self.lock:
@@ -394,12 +404,21 @@ class RosArmBackend(ArmBackend):
         if seed is not None:
             task._np_random, _ = gym.utils.seeding.np_random(seed)
         mujoco.mj_resetData(task.model, task.data)
-        start_pos = task._sample_episode(task.np_random)   # goal and start, the task's RNG
+        start_pos = np.asarray(task._sample_episode(task.np_random), dtype=np.float64)  # goal, start: the task's RNG
+        fixtures = (task.data.mocap_pos.copy(), task.data.mocap_quat.copy())   # where _sample_episode put them
         last_interruption = ""
         for attempt in range(RECOVER_ATTEMPTS):
             self._restart_controller()
             try:
-                self._move_to(np.asarray(start_pos, dtype=np.float64), task.home_quat)
+                # Straight up to the start height first, then across: a peg still in last episode's
+                # hole leaves it vertically, and the fixtures move only once the tool is above them
+                # (the start poses of the arm tasks are above their fixtures).
+                self._measure()
+                lift = np.array([*task.tcp_pos[:2], start_pos[2]])
+                if task.tcp_pos[2] < start_pos[2] - self.hw.reset_tolerance:
+                    self._move_to(lift, task.home_quat)
+                self.link.publish_scene(*fixtures)
+                self._move_to(start_pos, task.home_quat)
                 break
             except _MoveInterrupted as why:
                 last_interruption = str(why)

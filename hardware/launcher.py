@@ -137,7 +137,7 @@ def bring_up(hw: RobotEnvConfig, task: str, task_env, record: str | None = None,
             from .recorder import record_process
 
             topics = [hw.topics.joint_states, hw.topics.effort_commands,
-                      hw.topics.equilibrium_pose, hw.topics.wrench, hw.topics.status]
+                      hw.topics.equilibrium_pose, hw.topics.wrench, hw.topics.status, hw.topics.scene]
             procs.children["recorder"] = record_process(record, topics, env)
         time.sleep(STARTUP_CHECK_S)
         procs.check_alive()

@@ -67,6 +67,45 @@ def command_qos(depth: int = 1):
                       reliability=ReliabilityPolicy.RELIABLE)
 
 
+def latched_qos():
+    """Reliable, transient local, keep last 1: a node that subscribes late still gets the newest
+    message (the scene of the current episode), as a ROS 1 latched topic."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def scene_message(msg, frame: str, t_ns: int, positions, quats):
+    """Fill a geometry_msgs/PoseArray with one pose per fixture (MuJoCo mocap body, model order)."""
+    from geometry_msgs.msg import Pose
+
+    set_stamp(msg.header, t_ns)
+    msg.header.frame_id = frame
+    msg.poses = []
+    for pos, quat in zip(positions, quats):   # MuJoCo quaternions are w, x, y, z
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in pos)
+        pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (float(v) for v in quat)
+        msg.poses.append(pose)
+    return msg
+
+
+def read_scene(msg, fixtures: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, quats w-first) of a scene PoseArray with one pose per fixture, or Rejected."""
+    if len(msg.poses) != fixtures:
+        raise Rejected(f"scene has {len(msg.poses)} poses for {fixtures} fixtures (another task?)")
+    positions = np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses], dtype=np.float64)
+    quats = np.array([[p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z] for p in msg.poses],
+                     dtype=np.float64)
+    if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(quats))):
+        raise Rejected("scene pose not finite (NaN/inf)")
+    norms = np.linalg.norm(quats, axis=1)
+    if np.any(np.abs(norms - 1.0) > 0.1):
+        raise Rejected(f"scene orientation not a unit quaternion (norms {np.round(norms, 3).tolist()})")
+    return positions, quats / norms[:, None]
+
+
 class Rejected(ValueError):
     """A message that cannot be used; str() is the reason logged by the node."""
 

@@ -8,6 +8,8 @@ effort commands (std_msgs/Float64MultiArray, one torque per joint in joint_names
 publishes sensor_msgs/JointState (position, velocity, applied effort) after every physics step,
 the wrist F/T as geometry_msgs/WrenchStamped (sensor frame, tool weight removed, as the real
 arm's estimate subtracts the configured load), and camera frames as sensor_msgs/Image (rgb8).
+The task's fixtures (MuJoCo mocap bodies, e.g. peg_insert's hole) stand where the latest
+geometry_msgs/PoseArray on the scene topic says: the env client publishes each episode's.
 
 Time: the physics runs in real time. A 1 / rate_hz timer steps the simulation as many times as
 wall-clock time says it is due, with the newest torque command held over each step, but one
@@ -27,11 +29,11 @@ import numpy as np
 
 from .config import TwinConfig
 from .params import TWIN_GROUPS, build, defaults
-from .ros import (Rejected, command_qos, declare_parameters, import_rclpy, run_node, sensor_qos,
-                  set_stamp)
+from .ros import (Rejected, command_qos, declare_parameters, import_rclpy, latched_qos, read_scene, run_node,
+                  sensor_qos, set_stamp)
 
 import_rclpy()
-from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from geometry_msgs.msg import PoseArray, WrenchStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
@@ -79,6 +81,9 @@ class TwinNode(Node):
                           if c.image_rate_hz > 0 else None)
         self.create_subscription(Float64MultiArray, topics.effort_commands, self._on_command,
                                  command_qos())
+        # the task's fixtures (mocap bodies: peg_insert's hole) go where the env client's episode puts them
+        self.create_subscription(PoseArray, topics.scene, self._on_scene, latched_qos())
+        self.scenes = 0
         self._joint_msg = JointState()
         self._joint_msg.name = list(c.joint_names)
         self._wrench_msg = WrenchStamped()
@@ -105,6 +110,17 @@ class TwinNode(Node):
         np.clip(tau, self.ctrl_low, self.ctrl_high, out=self.command)
         self.command_time = time.monotonic()
         self.steps_on_command = 0
+
+    def _on_scene(self, msg: PoseArray) -> None:
+        try:
+            positions, quats = read_scene(msg, self.model.nmocap)
+        except Rejected as reason:
+            self.rejected += 1
+            self.get_logger().warning(f"rejected scene: {reason}", throttle_duration_sec=1.0)
+            return
+        self.data.mocap_pos[:] = positions
+        self.data.mocap_quat[:] = quats
+        self.scenes += 1
 
     def _tick(self) -> None:
         now = time.monotonic()
