@@ -41,6 +41,8 @@ import numpy as np
 from robo_rl.envs.arm import PREFIX, ArmBackend
 from robo_rl.envs.config import EnvConfig
 
+from robo_rl.loops.pacing import ControlPacer
+
 from .config import RobotEnvConfig
 from .ros import (LOOPBACK_DISCOVERY, JointStateReader, Rejected, close_node, command_qos,
                   import_rclpy, latched_qos, pose_message, read_wrench, scene_message, sensor_qos, spin)
@@ -264,9 +266,8 @@ class RosArmBackend(ArmBackend):
         except BaseException:
             self.close()
             raise
-        self._deadline = time.monotonic()
+        self.pacer = ControlPacer(self.dt)   # the policy period's fixed grid
         self._status_at_step: dict[str, str] = {}
-        self.late_steps = 0
 
     def _joint_names(self):
         return self.hw.joint_names
@@ -433,7 +434,8 @@ class RosArmBackend(ArmBackend):
         self.link.command(task.target_pos, task.target_quat)
         self._obs = self._convert(obs)
         self._status_at_step = self.link.latest()[3]
-        self._deadline = time.monotonic()
+        self.pacer.restart()
+        self.pacer.wait()   # the grid starts now: the first step ends one period after the reset
         return info
 
     def step(self, action: np.ndarray) -> tuple[float, bool, bool, dict]:
@@ -441,19 +443,12 @@ class RosArmBackend(ArmBackend):
         action, obs_before = task.apply_action(action)
         self.link.command(task.target_pos, task.target_quat, task.stiffness)
         # the policy period ends on a fixed grid: a slow learner shifts nothing but this step
-        self._deadline += self.dt
-        now = time.monotonic()
-        late = now - self._deadline
-        if late > 0:
-            self.late_steps += 1
-            self._deadline = now
-        else:
-            time.sleep(-late)
+        late = self.pacer.wait()
         status = self._measure()
         ledger = self._ledger(self._status_at_step, status)
         self._status_at_step = status
         obs, reward, terminated, truncated, info = task.finish_step(obs_before, action, ledger)
-        info["late_s"] = max(late, 0.0)
+        info["late_s"] = late
         info["controller_state"] = status.get("state", "")
         self._obs = self._convert(obs)
         return float(reward), bool(terminated), bool(truncated), info

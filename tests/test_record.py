@@ -25,7 +25,7 @@ from robo_rl.record import RecordError, RecordRunConfig, TeleopError, compose_re
 from robo_rl.record import recorder as recorder_module
 from robo_rl.record.ros_teleop import RosTeleopConfig, joy_to_six_dof, twist_to_six_dof
 from robo_rl.record.spacemouse import SpaceMouse, SpaceMouseConfig, open_spacemouse, parse_report
-from robo_rl.loops.realtime import ControlPacer
+from robo_rl.loops.pacing import ControlPacer
 from robo_rl.record.teleop import ActionLayout, KeyboardConfig, KeyboardTeleop, TerminalKeys, episode_event
 from robo_rl.replay import ReplayBuffer
 from robo_rl.seeding import EVAL_EPISODES, TRAIN_EPISODES, episode_seed

@@ -44,8 +44,9 @@ from robo_rl.plasticity import probe
 from robo_rl.loops.common import (describe_spaces, env_config, evaluate, hardware_config, resolve_device,
                                   set_threads, spaces_mismatch)
 from robo_rl.loops.episodes import EpisodeStartSource, ResetStarts
-from robo_rl.loops.realtime import (ActingCopy, ConcurrentLearner, ControlPacer, EpisodeRate, RealtimeConfig,
-                                    acting_learner_factory, control_period)
+from robo_rl.loops.pacing import ControlPacer
+from robo_rl.loops.realtime import (ActingCopy, ConcurrentLearner, EpisodeRate, RealtimeConfig, acting_learner_factory,
+                                    control_period)
 from robo_rl.loops.schedule import UpdateFeedback, UpdateSchedule, make_schedule
 from robo_rl.replay import MixedSource, ReplayBuffer
 from robo_rl.seeding import DEMOS, EXPLORATION, REPLAY, TORCH, eval_seeds, stream_seed
@@ -335,6 +336,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
         period = control_period(realtime, env)
         pacer = ControlPacer(period) if period is not None else None
     policy = acting if acting is not None else agent
+    step_grid = pacer if pacer is not None else getattr(env.backend, "pacer", None)   # a ROS 2 arm's own
     episode_rate, updates_at_episode_start, rates = EpisodeRate(), 0, []
     due_eval = due_checkpoint = False   # real time: evaluations and checkpoints wait for the episode's end
     stop_reason = success_stop(eval_successes, t)
@@ -427,8 +429,7 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                     window_updates += episode_updates
                     rates.append((episode_rate.hz(), episode_updates, episode_steps))
                     realtime_metrics = {"control_hz": episode_rate.hz(), "updates_per_step": episode_updates / episode_steps,
-                                        "late_steps": float(pacer.late_steps if pacer is not None else
-                                                            getattr(env.backend, "late_steps", 0)),
+                                        "late_steps": float(step_grid.late_steps if step_grid is not None else 0),
                                         "dropped_updates": float(learner.dropped_updates())}
                     for probe_step, probe_row in learner.probes:
                         logger.log("plasticity", probe_step + 1, probe_row)

@@ -80,36 +80,6 @@ def control_period(cfg: RealtimeConfig, env: Any) -> float | None:
     return float(step_seconds) * env.cfg.action_repeat
 
 
-class ControlPacer:
-    """Steps on a fixed wall-clock grid of ``period`` seconds, as a robot's control loop does:
-    wait() (called before each step) returns at the next grid point; a late caller (a slow
-    render, a descheduled process) restarts the grid instead of rushing to catch up, and is
-    counted in ``late_steps``. Shared by the real-time loop and `robo-rl record`'s teleop."""
-
-    def __init__(self, period: float, clock: Callable[[], float] = time.perf_counter,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.period, self.clock, self.sleep = float(period), clock, sleep
-        self.deadline: float | None = None
-        self.late_steps = 0
-
-    def wait(self) -> None:
-        now = self.clock()
-        if self.deadline is None:
-            self.deadline = now
-            return
-        self.deadline += self.period
-        late = now - self.deadline
-        if late > 0:
-            self.late_steps += 1
-            self.deadline = now
-        else:
-            self.sleep(-late)
-
-    def restart(self) -> None:
-        """The next wait() starts a new grid (between episodes: the reset takes its own time)."""
-        self.deadline = None
-
-
 class EpisodeRate:
     """The achieved control rate of one episode: agent steps per second between the first and
     the last step's end (the reset before the first step is not control time)."""

@@ -41,7 +41,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from robo_rl.atomic import write_atomically
 from robo_rl.envs.config import EnvConfig
 from robo_rl.hardware.config import RobotEnvConfig
-from robo_rl.loops.realtime import ControlPacer
+from robo_rl.loops.pacing import ControlPacer
 from robo_rl.record.ros_teleop import RosTeleopConfig
 from robo_rl.record.spacemouse import SpaceMouseConfig
 from robo_rl.record.teleop import (DISCARD, END, QUIT, ActionLayout, DeviceTeleop, KeyboardConfig, KeyboardTeleop,
