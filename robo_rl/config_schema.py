@@ -92,6 +92,10 @@ class ReplayConfig:
     resume_without_replay: bool = False
     demo_dir: str | None = None  # a replay directory mixed into every batch (demos / offline data)
     demo_fraction: float = 0.5  # share of each batch drawn from demo_dir
+    # Demos recorded (robo-rl record) with other task settings than the run's (e.g. goal_obs_scale,
+    # pos_action_scale, reward_type) would be mixed in with other observations or rewards: an error
+    # unless this is set (an explicit choice).
+    allow_demo_settings_mismatch: bool = False
 
     def __post_init__(self) -> None:
         problems = []

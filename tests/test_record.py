@@ -451,3 +451,21 @@ def test_recorded_demos_mix_into_training_with_the_agents_n_step(tmp_path, monke
         assert batch.reward[row].item() == pytest.approx(expected, rel=1e-5)
         assert batch.discount[row].item() == pytest.approx(0.0 if ended else gamma ** m)
         np.testing.assert_array_equal(batch.next_obs[row].numpy(), episode.observations[t + m])
+
+
+def test_demos_recorded_with_other_task_settings_are_refused_by_training(scripted_demos, tmp_path):
+    """Lesson 6: demos whose observations/rewards came from other task settings (here the goal
+    offset in cm instead of m) are not mixed in silently; the explicit flag allows it."""
+    from robo_rl.loops import run_training
+    from tests.conftest import compose_train_cfg
+
+    out, _ = scripted_demos
+    small = ["task=arm/reach", f"replay.demo_dir={out}", "agent.hidden_dims=[16,16]", "agent.batch_size=8",
+             "train.steps=20", "train.seed_steps=10", "train.eval_every=20", "train.eval_episodes=1",
+             "train.video=false", "train.progress=false", "threads=1", "plasticity.every=0"]
+    with pytest.raises(ValueError, match=r"goal_obs_scale: demos 1\.0, run 0\.01.*allow_demo_settings_mismatch"):
+        run_training(compose_train_cfg(small + ["task.options.goal_obs_scale=0.01"]), tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()   # refused before anything was written
+    result = run_training(compose_train_cfg(small + ["task.options.goal_obs_scale=0.01",
+                                                     "replay.allow_demo_settings_mismatch=true"]), tmp_path / "allowed")
+    assert result.steps == 20

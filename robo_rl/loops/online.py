@@ -163,6 +163,19 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                 f"or pass replay.resume_without_replay=true to continue without the old data. Nothing in "
                 f"the run dir was changed.")
 
+    if cfg.replay.demo_dir:
+        # Recorded demos carry the task settings they were made with: other observations or rewards
+        # are refused before the run dir is touched, unless mixing them is an explicit choice.
+        from robo_rl.record import demo_settings_mismatch
+
+        problem = demo_settings_mismatch(cfg.replay.demo_dir, env_config(cfg.task, cfg.seed))
+        if problem and not cfg.replay.allow_demo_settings_mismatch:
+            raise ValueError(f"{problem}: their observations or rewards would not be this run's. Record demos "
+                             f"with the run's task settings (robo-rl record task=... with the same task.options), "
+                             f"or pass replay.allow_demo_settings_mismatch=true to mix them anyway")
+        if problem:
+            log.warning("%s; mixing them anyway (replay.allow_demo_settings_mismatch=true)", problem)
+
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(stream_seed(cfg.seed, TORCH))
     constraint = constraint_config(cfg.constraint)  # None for constraint=none

@@ -7,8 +7,9 @@
                    (the subscribing node: robo_rl.hardware.teleop, where rclpy is imported)
 """
 from robo_rl.record.recorder import (DEMOS_FILE, SOURCES, DemoInfo, RecordError, RecordRunConfig,
-                                     compose_record_config, demo_seed, read_demo_info, record, run_record)
+                                     compose_record_config, demo_seed, demo_settings_mismatch, read_demo_info, record,
+                                     run_record, task_settings)
 from robo_rl.record.teleop import TeleopError
 
 __all__ = ["RecordRunConfig", "DemoInfo", "RecordError", "TeleopError", "record", "run_record", "read_demo_info",
-           "compose_record_config", "demo_seed", "SOURCES", "DEMOS_FILE"]
+           "compose_record_config", "demo_settings_mismatch", "task_settings", "demo_seed", "SOURCES", "DEMOS_FILE"]

@@ -176,6 +176,30 @@ def read_demo_info(out: str | Path) -> DemoInfo:
     return DemoInfo(**{key: value for key, value in payload.items() if key in known})
 
 
+def task_settings(env_cfg: EnvConfig) -> dict[str, Any]:
+    """The task settings a recording stores (and a training run's demos are checked against)."""
+    settings = OmegaConf.to_container(OmegaConf.structured(env_cfg))
+    settings.pop("seed", None)  # the run's seed, not a property of the data
+    return settings
+
+
+def demo_settings_mismatch(demo_dir: str | Path, env_cfg: EnvConfig) -> str | None:
+    """Why demos recorded in ``demo_dir`` do not fit a run of ``env_cfg`` (another task, or task
+    settings that change observations, actions or rewards: goal_obs_scale, pos_action_scale,
+    reward_type ...), or None. Directories without demos.json (a replay dir) are not checked."""
+    if not (Path(demo_dir) / DEMOS_FILE).exists():
+        return None
+    info = read_demo_info(demo_dir)
+    if info.task != env_cfg.name:
+        return f"{demo_dir} holds demos of {info.task}, this run trains {env_cfg.name}"
+    recorded, wanted = info.settings.get("task", {}), task_settings(env_cfg)
+    differing = sorted(_differences(recorded, wanted))
+    if not differing:
+        return None
+    values = "; ".join(f"{key}: demos {_lookup(recorded, key)!r}, run {_lookup(wanted, key)!r}" for key in differing)
+    return f"{demo_dir} was recorded with other task settings ({values})"
+
+
 def demo_seed(seed: int, attempt: int) -> int:
     """The reset seed of attempt ``attempt`` (0, 1, ...) of a recording with ``seed``."""
     return episode_seed(seed, DEMOS, DEMO_SEED_OFFSET + attempt)
@@ -257,8 +281,7 @@ def record(cfg: RecordRunConfig, keys: KeyReader | None = None, motion: MotionDe
 
     out = Path(cfg.out)
     env_cfg = dataclasses.replace(cfg.task, seed=cfg.seed)
-    settings = {"task": OmegaConf.to_container(OmegaConf.structured(env_cfg)), "seed": cfg.seed}
-    settings["task"].pop("seed", None)  # the same value, stored once
+    settings = {"task": task_settings(env_cfg), "seed": cfg.seed}
     existing = _check_out(out, cfg.task.name, settings)  # before the env: a wrong out costs nothing
     env = make_env(env_cfg, seed=cfg.seed, hardware=cfg.hardware)
     closers: list[Callable[[], None]] = [env.close]
