@@ -419,23 +419,30 @@ CLIENT_SCRIPT = textwrap.dedent("""
 
 
 def test_killed_client_leaves_arm_holding_and_a_new_client_resumes(probe, model):
-    ensure_running(probe)
-    client = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, str(DOMAIN)],
-                              stdout=subprocess.PIPE, text=True,
-                              env=ros_environment(DOMAIN))
-    try:
-        line = ""
-        deadline = time.monotonic() + 60
-        while "stepping" not in line and time.monotonic() < deadline:
-            line = client.stdout.readline()
-        assert "stepping" in line
-        client.kill()
-        killed = time.monotonic()
-    finally:
-        client.kill()
-        client.wait()
-    status = probe.wait_status(lambda s: "equilibrium stale" in s["hold_reason"], 2.0,
-                               "the hold after the client died")
+    # A host stall past the twin's joint-state watchdog right after the kill faults the controller
+    # (error, zero torque) before its equilibrium watchdog fires (seen in CI on 2 busy cores): that
+    # attempt shows the stall, not the watchdog under test, so the kill is repeated.
+    for attempt in range(STALL_RETRIES + 1):
+        ensure_running(probe)
+        client = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, str(DOMAIN)],
+                                  stdout=subprocess.PIPE, text=True,
+                                  env=ros_environment(DOMAIN))
+        try:
+            line = ""
+            deadline = time.monotonic() + 60
+            while "stepping" not in line and time.monotonic() < deadline:
+                line = client.stdout.readline()
+            assert "stepping" in line
+            client.kill()
+            killed = time.monotonic()
+        finally:
+            client.kill()
+            client.wait()
+        status = probe.wait_status(lambda s: "equilibrium stale" in s["hold_reason"]
+                                   or "joint states stale" in s["hold_reason"], 2.0, "the hold after the client died")
+        if "joint states stale" not in status["hold_reason"]:
+            break
+    assert "equilibrium stale" in status["hold_reason"], f"the host stalled the twin in every attempt: {status}"
     assert float(status["stale_since"]) - killed <= EQUILIBRIUM_TIMEOUT + REACTION_BUDGET
     time.sleep(1.0)
     _, speed = tcp(model, probe)
