@@ -176,9 +176,9 @@ def test_acting_copy_acts_like_the_learner_after_a_push_and_holds_still_in_evalu
     moved = learner.act(obs, step=0, eval_mode=True)
     assert not np.allclose(acting.act(obs, step=0, eval_mode=True), moved)
     with acting.hold():
-        acting.push(learner)            # an evaluation holds the policy still
+        acting.push()                   # an evaluation holds the policy still
         assert not np.allclose(acting.act(obs, step=0, eval_mode=True), moved)
-    acting.push(learner)
+    acting.push()
     np.testing.assert_array_equal(acting.act(obs, step=0, eval_mode=True), moved)
     if agent == "drm":   # the acting schedule follows the learner's (its exploration noise)
         assert acting.policy.exploration_std(500) == learner.exploration_std(500)

@@ -423,7 +423,8 @@ def train(cfg: DictConfig, run_dir: Path, episode_starts: EpisodeStartSource | N
                 learner.grant(step, granted)
                 learner.check()
                 updates = 0   # counted per episode from the learner's own counter
-            episode_rate.tick()
+            if learner is not None:
+                episode_rate.tick()
             if step >= t.seed_steps:
                 learn_time += time.perf_counter() - tick
                 learn_steps += 1

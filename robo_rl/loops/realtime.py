@@ -109,27 +109,29 @@ class ActingCopy:
     parameter tensor."""
 
     def __init__(self, learner: Any, make_learner: Callable[[], Any]):
-        self.policy = make_learner()
-        self.names = tuple(learner.acting_networks)
-        missing = [name for name in self.names if name not in learner.networks()]
+        self.learner, self.policy = learner, make_learner()
+        names = tuple(learner.acting_networks)
+        source, target = learner.networks(), self.policy.networks()
+        missing = [name for name in names if name not in source]
         if missing:
             raise ValueError(f"realtime: agent={learner.cfg.name} has no networks {missing} to act with")
+        # (acting tensor, learner tensor) pairs, found once: a push runs after every update, and the
+        # learner's surgery (reinitialize_, shrink_perturb_) works in place, so the tensors stay the same
+        self._pairs = [(mine, theirs) for name in names
+                       for mine, theirs in zip(target[name].state_dict().values(), source[name].state_dict().values())]
         self._lock = threading.Lock()
         self.held = False    # an evaluation holds the weights still
-        self.pushes = 0
-        self.push(learner, force=True)
+        self.push(force=True)
 
-    def push(self, learner: Any, force: bool = False) -> None:
-        source, target = learner.networks(), self.policy.networks()
+    def push(self, force: bool = False) -> None:
+        """The learner's current acting weights and state into the acting policy (not while held)."""
         with torch.no_grad(), self._lock:
             if self.held and not force:
                 return
-            for name in self.names:
-                for mine, theirs in zip(target[name].state_dict().values(), source[name].state_dict().values()):
-                    mine.copy_(theirs)
+            for mine, theirs in self._pairs:
+                mine.copy_(theirs)
             # acting schedules beyond the weights (DrM: the dormant ratio and awaken step set its noise)
-            self.policy.load_extra_state(learner.extra_state())
-        self.pushes += 1
+            self.policy.load_extra_state(self.learner.extra_state())
 
     def act(self, obs, step: int | None = None, eval_mode: bool = False):
         with self._lock:
@@ -256,7 +258,7 @@ class ConcurrentLearner:
         with self.schedule_lock:
             self.schedule.observe(UpdateFeedback(step, 1, metrics, self.learner, self.batch_source))
         if self.updates % self.cfg.push_every == 0:
-            self.acting.push(self.learner)
+            self.acting.push()
         if self.probe_every and self.probe_fn is not None and step >= self._next_probe:
             self._next_probe = (step // self.probe_every + 1) * self.probe_every
             batch = getattr(self.learner, "last_batch", None)
